@@ -1,0 +1,33 @@
+# Two commands do everything, each setting up .venv first:
+#   make book   build the HTML book, every lesson executed, into _build/html
+#   make test   run the unit tests and every lesson cell by cell (nbval)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test unit lessons lab clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests --nbval lessons
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+book: $(STAMP)
+	rm -rf _build
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo
+	@echo "The book is built. Open it in a browser: file://$(CURDIR)/_build/html/index.html"
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab lessons
+
+clean:
+	rm -rf _build .pytest_cache

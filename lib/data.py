@@ -1,0 +1,302 @@
+"""The corpus and how a model sees it: download, tokenizer, split, batches.
+
+Everything here is plain functions and small classes; importing this module
+downloads nothing. The corpus is fetched on the first call to `corpus_path()`.
+
+Where the corpus comes from, in order:
+1. `COURSE_DATA_DIR` (environment variable, or the `data_dir` argument): a folder
+   that already holds `tinyshakespeare.txt`. Used as it is, with no network access.
+2. The course's cache folder (`COURSE_CACHE_DIR`, or the user's cache folder):
+   downloaded there once from the canonical URL.
+Either way the file's sha256 is checked; a file that does not match is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+CORPUS_FILE = "tinyshakespeare.txt"
+CORPUS_URL = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+)
+CORPUS_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+class CorpusError(RuntimeError):
+    """The corpus could not be found, downloaded or verified."""
+
+
+def cache_dir() -> Path:
+    """The course's cache folder: `COURSE_CACHE_DIR`, else the user's cache folder."""
+    env = os.environ.get("COURSE_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import pooch  # imported lazily: importing lib stays cheap
+
+    return Path(pooch.os_cache("gpt-course"))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check(path: Path, expected: str) -> Path:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise CorpusError(
+            f"{path} has sha256 {actual}, but the course expects {expected}. "
+            "The file is damaged or is not Tiny Shakespeare: replace it with the file from "
+            f"{CORPUS_URL} (or delete it so the course downloads it again)."
+        )
+    return path
+
+
+def corpus_path(data_dir: str | os.PathLike | None = None, downloader=None) -> Path:
+    """Path of a verified copy of Tiny Shakespeare, downloading it once if needed.
+
+    `downloader` is passed to `pooch.retrieve` (default: pooch's HTTP downloader); tests use
+    it to stand in for the network.
+    """
+    data_dir = data_dir if data_dir is not None else os.environ.get("COURSE_DATA_DIR")
+    if data_dir:
+        path = Path(data_dir).expanduser() / CORPUS_FILE
+        if not path.is_file():
+            raise CorpusError(
+                f"COURSE_DATA_DIR is {data_dir!s}, but {path} does not exist. Put "
+                f"{CORPUS_FILE} there (download it from {CORPUS_URL}), or unset COURSE_DATA_DIR "
+                "to let the course download it into its cache."
+            )
+        return _check(path, CORPUS_SHA256)
+
+    import pooch
+
+    folder = cache_dir()
+    path = folder / CORPUS_FILE
+    try:
+        # pooch checks the hash of a cached file and of every download; a download that
+        # does not match is deleted, never cached.
+        fetched = pooch.retrieve(
+            CORPUS_URL,
+            known_hash=f"sha256:{CORPUS_SHA256}",
+            fname=CORPUS_FILE,
+            path=folder,
+            progressbar=False,
+            downloader=downloader,
+        )
+    except ValueError as err:  # pooch's hash mismatch
+        raise CorpusError(
+            f"The downloaded corpus failed its sha256 check and was not kept ({err}). "
+            f"Download {CORPUS_URL} by hand, check it, and set COURSE_DATA_DIR to its folder."
+        ) from err
+    except Exception as err:  # no network, DNS failure, HTTP error...
+        stale = " (a file is there, but its sha256 does not match)" if path.exists() else ""
+        raise CorpusError(
+            f"Could not download the corpus from {CORPUS_URL}: {type(err).__name__}: {err}. "
+            f"Without network access, either put {CORPUS_FILE} at {path}{stale}, or set "
+            f"COURSE_DATA_DIR to a folder that holds {CORPUS_FILE}."
+        ) from err
+    return Path(fetched)
+
+
+def load_text(data_dir: str | os.PathLike | None = None) -> str:
+    """The whole corpus as one string."""
+    return corpus_path(data_dir).read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+class CharTokenizer:
+    """One token per character; the vocabulary is the sorted set of characters seen.
+
+    >>> tok = CharTokenizer.from_text("hello")
+    >>> tok.decode(tok.encode("hole"))
+    'hole'
+    """
+
+    def __init__(self, chars: str):
+        if len(chars) == 0:
+            raise ValueError("CharTokenizer needs at least one character in its vocabulary")
+        if len(set(chars)) != len(chars):
+            raise ValueError("CharTokenizer: the vocabulary has repeated characters")
+        self.chars = chars
+        self.stoi = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharTokenizer":
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.stoi[c] for c in text]
+        except KeyError:
+            unknown = sorted({c for c in text if c not in self.stoi})
+            where = text.index(unknown[0])
+            raise ValueError(
+                f"Cannot encode {len(unknown)} character(s) {unknown!r} (first at position "
+                f"{where}): they are not in this tokenizer's vocabulary of {self.vocab_size} "
+                "characters. Remove or replace them."
+            ) from None
+
+    def decode(self, ids) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        try:
+            return "".join(self.chars[i] for i in ids)
+        except (IndexError, TypeError):
+            raise ValueError(
+                f"Cannot decode {ids!r}: token ids must be integers in [0, {self.vocab_size})."
+            ) from None
+
+    def to_dict(self) -> dict:
+        """Plain data, so a checkpoint can hold the tokenizer."""
+        return {"kind": "char", "chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CharTokenizer":
+        return cls(d["chars"])
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def train_val_split(data: torch.Tensor, val_fraction: float = 0.1):
+    """Split a 1-D token tensor into a leading train part and a trailing validation part.
+
+    The split is contiguous on purpose: neighbouring windows of text overlap, so a
+    shuffled split would put almost every validation window's text in training too.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n_train = int(len(data) * (1.0 - val_fraction))
+    return data[:n_train], data[n_train:]
+
+
+@dataclass
+class CharCorpus:
+    """The corpus ready for training: text, tokenizer, and the two splits as token tensors."""
+
+    text: str
+    tokenizer: CharTokenizer
+    train: torch.Tensor
+    val: torch.Tensor
+    sha256: str
+
+
+def load_char_corpus(val_fraction: float = 0.1, data_dir=None) -> CharCorpus:
+    """Tiny Shakespeare, character-tokenized and split 90/10 (by default)."""
+    path = corpus_path(data_dir)
+    text = path.read_text(encoding="utf-8")
+    tok = CharTokenizer.from_text(text)
+    data = torch.tensor(tok.encode(text), dtype=torch.long)
+    train, val = train_val_split(data, val_fraction)
+    return CharCorpus(text, tok, train, val, CORPUS_SHA256)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def _check_window(data: torch.Tensor, block_size: int) -> None:
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if len(data) < block_size + 1:
+        raise ValueError(
+            f"The data has {len(data)} tokens, fewer than one window of block_size + 1 = "
+            f"{block_size + 1} (inputs plus the shifted target). Use more text or a smaller "
+            "block_size."
+        )
+
+
+def get_batch(
+    data: torch.Tensor,
+    batch_size: int,
+    block_size: int,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+):
+    """A batch of random windows: inputs x and targets y = x shifted left by one.
+
+    Both are (batch_size, block_size) long tensors; y[b, t] is the token after x[b, t].
+    """
+    _check_window(data, block_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    offsets = torch.arange(block_size)
+    idx = starts[:, None] + offsets[None, :]  # (B, T)
+    x, y = data[idx], data[idx + 1]
+    if device is not None and torch.device(device).type != "cpu":
+        x = x.pin_memory().to(device, non_blocking=True)
+        y = y.pin_memory().to(device, non_blocking=True)
+    return x, y
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Every window of `block_size` tokens, `stride` tokens apart, as a torch Dataset.
+
+    Item i is (x, y) with x = data[i*stride : i*stride + block_size] and y the same
+    window shifted by one. With stride = block_size the windows tile the data without
+    overlap; with stride = 1 every position starts a window.
+    """
+
+    def __init__(self, data: torch.Tensor, block_size: int, stride: int | None = None):
+        _check_window(data, block_size)
+        stride = block_size if stride is None else stride
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.data, self.block_size, self.stride = data, block_size, stride
+
+    def __len__(self) -> int:
+        return (len(self.data) - self.block_size - 1) // self.stride + 1
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        start = (i % len(self)) * self.stride
+        chunk = self.data[start : start + self.block_size + 1]
+        return chunk[:-1], chunk[1:]
+
+
+# --------------------------------------------------------------------------- byte-pair encoding
+
+
+def train_bpe(text: str, vocab_size: int):
+    """A byte-level BPE tokenizer (Hugging Face `tokenizers`) trained on `text`.
+
+    Byte-level means the 256 byte values are the starting alphabet, so any text can
+    be encoded; training then merges the most frequent adjacent pairs until the
+    vocabulary has `vocab_size` entries.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < 256:
+        raise ValueError(
+            f"vocab_size must be >= 256 for byte-level BPE (one token per byte), got {vocab_size}"
+        )
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([text], trainer=trainer)
+    return tok
