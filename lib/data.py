@@ -147,9 +147,8 @@ class CharTokenizer:
             unknown = sorted({c for c in text if c not in self.stoi})
             where = text.index(unknown[0])
             raise ValueError(
-                f"Cannot encode {len(unknown)} character(s) {unknown!r} (first at position "
-                f"{where}): they are not in this tokenizer's vocabulary of {self.vocab_size} "
-                "characters. Remove or replace them."
+                f"Cannot encode {unknown!r} (first at position {where}): not in this "
+                f"tokenizer's vocabulary of {self.vocab_size} characters. Remove or replace it."
             ) from None
 
     def decode(self, ids) -> str:
