@@ -1,0 +1,62 @@
+"""One place that decides where the course's code runs, and in which precision."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(preferred: str | torch.device | None = "auto") -> torch.device:
+    """The device to run on: CUDA if there is a GPU, else Apple's MPS, else the CPU.
+
+    `preferred` overrides the choice ("cpu", "cuda", "cuda:1", "mps"); asking for a device
+    this machine does not have is an error, not a silent fall-back.
+    """
+    if preferred is None or str(preferred) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(preferred)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"Unknown device {preferred!r}; use one of {', '.join(DEVICES)}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU here; use 'auto' or 'cpu'")
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError("device 'mps' was asked for, but MPS is not available here; use 'auto' or 'cpu'")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"Unsupported device {preferred!r}; use one of {', '.join(DEVICES)}")
+    return device
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 where the device computes it fast (CUDA GPUs that support it); None = plain fp32."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """A context that runs the forward pass in `dtype` (mixed precision), or does nothing."""
+    device = torch.device(device)
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def describe(device: torch.device) -> str:
+    """A short human description of the device, for lessons to print."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type

@@ -1,0 +1,320 @@
+"""The GPT the course trains: exactly the GPT-2 architecture, at any size.
+
+Read top to bottom, this file follows the diagram of the model:
+
+    tokens -> token embedding + position embedding -> dropout
+           -> n_layer x Block( x + Attention(LayerNorm(x)) ; x + MLP(LayerNorm(x)) )
+           -> final LayerNorm -> language-model head (tied to the token embedding) -> logits
+
+Parameter names are GPT-2's (`transformer.wte`, `transformer.h.0.attn.c_attn`, ...), so weights
+move between this model and Hugging Face's `GPT2LMHeadModel` with only the transposes of its
+Conv1D layers (see `GPT.from_hf_state_dict` and `GPT.to_hf_state_dict`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    """The shape of a GPT. The defaults are the classic small character-level model."""
+
+    vocab_size: int = 65  # number of distinct tokens (65 characters in Tiny Shakespeare)
+    block_size: int = 256  # context length T: the most tokens the model reads at once
+    n_layer: int = 6  # number of transformer blocks
+    n_head: int = 6  # attention heads per block; each is n_embd // n_head wide
+    n_embd: int = 384  # width of the residual stream (embedding size d)
+    dropout: float = 0.0  # dropout probability in training (0 = off, best for small data + short runs)
+    bias: bool = True  # biases in Linear layers and LayerNorms, as in GPT-2
+    layer_norm_eps: float = 1e-5  # LayerNorm epsilon, GPT-2's value
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"GPTConfig.{name} must be an int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
+                f"each head gets n_embd // n_head dimensions. Try n_embd = "
+                f"{self.n_head * max(1, round(self.n_embd / self.n_head))}."
+            )
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"GPTConfig.dropout must be a float, got {self.dropout!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.bias, bool):
+            raise TypeError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
+        if not (isinstance(self.layer_norm_eps, (int, float)) and 0 < self.layer_norm_eps < 1):
+            raise ValueError(f"GPTConfig.layer_norm_eps must be in (0, 1), got {self.layer_norm_eps}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"Unknown GPTConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which position t attends only to positions <= t."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        # query, key and value projections for all heads, in one matrix
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        # output projection back into the residual stream
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
+        # softmax(q k^T / sqrt(head_dim)) v, with the future masked out (is_causal)
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+        )  # (B, n_head, T, head_dim)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: widen 4x, GELU, project back."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2 uses the tanh approximation of GELU
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """One transformer block, pre-LayerNorm: each sub-layer adds to the residual stream."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))  # tokens exchange information
+        x = x + self.mlp(self.ln_2(x))  # each position computes on what it gathered
+        return x
+
+
+class GPT(nn.Module):
+    """The GPT-2 language model: token ids (B, T) in, next-token logits (B, T, vocab_size) out."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embedding
+                wpe=nn.Embedding(config.block_size, config.n_embd),  # position embedding
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix, used twice
+        self.apply(self._init_weights)
+        self._scale_residual_projections()
+
+    # ------------------------------------------------------------------ initialisation
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """GPT-2's initialisation, applied to every module.
+
+        - Linear and Embedding weights: N(0, 0.02); biases zero. The tied head shares the token
+          embedding's weights, so it is initialised once, as an embedding.
+        - LayerNorm: weight one, bias zero (PyTorch's default, left as it is).
+        - The special case, `_scale_residual_projections`: the two projections that write into
+          the residual stream in each block (attn.c_proj, mlp.c_proj) get std 0.02 / sqrt(2 *
+          n_layer), so the stream's variance does not grow with depth (2 writes per block).
+        """
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def _scale_residual_projections(self) -> None:
+        std = 0.02 / math.sqrt(2 * self.config.n_layer)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=std)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits for the next token at every position: (B, T) ids -> (B, T, vocab_size)."""
+        if idx.dim() != 2:
+            raise ValueError(f"GPT expects token ids of shape (B, T), got shape {tuple(idx.shape)}")
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(
+                f"Sequence of {T} tokens is longer than the model's block_size "
+                f"{self.config.block_size}: crop it to the last {self.config.block_size} tokens."
+            )
+        pos = torch.arange(T, device=idx.device)  # (T,)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C) + (T, C)
+        x = self.transformer.drop(x)
+        for block in self.transformer.h:
+            x = block(x)  # (B, T, C)
+        x = self.transformer.ln_f(x)
+        return self.lm_head(x)  # (B, T, vocab_size)
+
+    # ------------------------------------------------------------------ counting
+
+    def num_parameters(self) -> int:
+        """Number of parameters, the tied head/embedding matrix counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def parameter_breakdown(self) -> dict[str, int]:
+        """Parameters by component. The head is tied to `wte`, so it adds none of its own."""
+        parts = {"token embedding": 0, "position embedding": 0, "attention": 0, "MLP": 0,
+                 "layer norms": 0, "head (tied)": 0}
+        for name, p in self.named_parameters():  # tied parameters are listed once
+            if name.startswith("transformer.wte"):
+                parts["token embedding"] += p.numel()
+            elif name.startswith("transformer.wpe"):
+                parts["position embedding"] += p.numel()
+            elif ".attn." in name:
+                parts["attention"] += p.numel()
+            elif ".mlp." in name:
+                parts["MLP"] += p.numel()
+            elif ".ln_" in name:
+                parts["layer norms"] += p.numel()
+            else:  # an untied lm_head, if someone unties it
+                parts["head (tied)"] += p.numel()
+        return parts
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token (forward + backward), for model FLOP utilisation.
+
+        6 N for the matrix multiplies by the weights (2 per multiply-add forward, twice that
+        backward), where N counts every parameter a token is multiplied by: all except the
+        position embedding, which is only added (the tied head counts, as the output layer).
+        Plus the attention scores and their weighted sum, which have no weights:
+        2 * 2 * n_layer * T * d forward per token, times 3 for training = 12 n_layer T d.
+        The causal mask halves the useful part of the latter; like most reports we do not.
+        """
+        c = self.config
+        T = c.block_size if seq_len is None else seq_len
+        n = self.num_parameters() - self.transformer.wpe.weight.numel()
+        return 6 * n + 12 * c.n_layer * T * c.n_embd
+
+    # ------------------------------------------------------------------ optimisation
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW parameter groups: weight decay on matrices (2-D) only, never on biases or norms.
+
+        Every parameter lands in exactly one group (checked).
+        """
+        params = dict(self.named_parameters())
+        decay = [p for n, p in params.items() if p.dim() >= 2]
+        no_decay = [p for n, p in params.items() if p.dim() < 2]
+        assert len(decay) + len(no_decay) == len(params)
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    # ------------------------------------------------------------------ Hugging Face GPT-2
+
+    # Hugging Face's GPT-2 stores these as Conv1D weights of shape (in, out): transpose them.
+    _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+    @classmethod
+    def config_from_hf(cls, hf_config, dropout: float = 0.0) -> GPTConfig:
+        """The GPTConfig of a `transformers.GPT2Config`."""
+        return GPTConfig(
+            vocab_size=hf_config.vocab_size,
+            block_size=hf_config.n_positions,
+            n_layer=hf_config.n_layer,
+            n_head=hf_config.n_head,
+            n_embd=hf_config.n_embd,
+            dropout=dropout,
+            bias=True,
+            layer_norm_eps=hf_config.layer_norm_epsilon,
+        )
+
+    @classmethod
+    def from_hf_state_dict(cls, state_dict: dict, config: GPTConfig) -> "GPT":
+        """A GPT holding the weights of a Hugging Face `GPT2LMHeadModel` state dict."""
+        model = cls(config)
+        ours = model.state_dict()
+        theirs = {k: v for k, v in state_dict.items()
+                  if not k.endswith((".attn.bias", ".attn.masked_bias"))}  # old causal-mask buffers
+        missing = set(ours) - set(theirs)
+        unexpected = set(theirs) - set(ours)
+        if missing or unexpected:
+            raise ValueError(
+                f"State dict does not match GPTConfig {config}: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}"
+            )
+        with torch.no_grad():
+            for k, v in theirs.items():
+                v = v.t() if k.endswith(cls._CONV1D) else v
+                if v.shape != ours[k].shape:
+                    raise ValueError(f"{k}: shape {tuple(v.shape)} does not fit {tuple(ours[k].shape)}")
+                ours[k].copy_(v)
+        return model
+
+    def to_hf_state_dict(self) -> dict:
+        """This model's weights as a Hugging Face `GPT2LMHeadModel` state dict."""
+        return {k: (v.t().contiguous() if k.endswith(self._CONV1D) else v.clone())
+                for k, v in self.state_dict().items()}
+
+    @classmethod
+    def from_pretrained(cls, name: str = "gpt2") -> "GPT":
+        """OpenAI's published GPT-2 weights (needs `transformers` and internet on first use).
+
+        `name` is one of gpt2, gpt2-medium, gpt2-large, gpt2-xl.
+        """
+        from transformers import GPT2LMHeadModel
+
+        hf = GPT2LMHeadModel.from_pretrained(name)
+        return cls.from_hf_state_dict(hf.state_dict(), cls.config_from_hf(hf.config))
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The language-modelling loss: mean cross-entropy of the next token over all positions.
+
+    logits (B, T, V) and targets (B, T) are flattened to B*T independent predictions.
+    """
+    B, T, V = logits.shape
+    return F.cross_entropy(logits.reshape(B * T, V).float(), targets.reshape(B * T))

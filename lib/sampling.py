@@ -1,0 +1,110 @@
+"""From logits to text: temperature, top-k and top-p, and the generation loop.
+
+Everything turns around `filter_probs`, which maps logits to the distribution a sampler
+draws from; `sample_next` draws from it, and `generate` is a short loop around that.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def check_sampling_args(temperature: float = 1.0, top_k: int | None = None,
+                        top_p: float | None = None) -> None:
+    """Raise a ValueError/TypeError that says what is allowed, for any bad sampling setting."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature must be a number >= 0, got {temperature!r}")
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise TypeError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1 (or None for no top-k filter), got {top_k}")
+    if top_p is not None:
+        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)):
+            raise TypeError(f"top_p must be a number in (0, 1] or None, got {top_p!r}")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1] (1 = no filter), got {top_p}")
+
+
+def filter_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None) -> torch.Tensor:
+    """The probability distribution a sampler draws from, over the last dimension of `logits`.
+
+    Applied in this order: temperature (0 puts all the mass on the argmax), then top-k (keep
+    the k most probable tokens, exactly k), then top-p (keep the smallest set of the most
+    probable tokens whose probability reaches p; never empty). What is kept is renormalised.
+    """
+    check_sampling_args(temperature, top_k, top_p)
+    logits = logits.float()
+    if temperature == 0:
+        return F.one_hot(logits.argmax(-1), logits.size(-1)).to(logits.dtype)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kept = torch.topk(logits, top_k, dim=-1).indices
+        mask = torch.ones_like(logits, dtype=torch.bool).scatter_(-1, kept, False)
+        logits = logits.masked_fill(mask, float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_p, order = torch.sort(probs, dim=-1, descending=True)
+        before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # mass of the tokens ranked above
+        drop_sorted = before >= top_p  # the set reached p already without this token
+        drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+        probs = probs.masked_fill(drop, 0.0)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of distributions over the last dimension (0 log 0 taken as 0)."""
+    p = probs.float()
+    return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One next token per row of `logits` (..., V) -> (...,) long. Temperature 0 is greedy."""
+    check_sampling_args(temperature, top_k, top_p)
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = filter_probs(logits, temperature, top_k, top_p)
+    flat = probs.reshape(-1, probs.size(-1))
+    if generator is not None and generator.device != flat.device:
+        flat = flat.to(generator.device)  # draw where the generator lives: same seed, same text
+    ids = torch.multinomial(flat, 1, generator=generator)
+    return ids.to(logits.device).reshape(probs.shape[:-1])
+
+
+@torch.no_grad()
+def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Extend each row of `idx` (B, T) by `max_new_tokens` sampled tokens.
+
+    The context is cropped to the model's block_size; the model runs in eval mode and is
+    returned to the mode it was in.
+    """
+    check_sampling_args(temperature, top_k, top_p)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if idx.dim() != 2 or idx.size(1) == 0:
+        raise ValueError(
+            f"generate needs a prompt of shape (B, T) with T >= 1, got shape {tuple(idx.shape)}; "
+            "start from at least one token (for example a newline)"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        block_size = model.config.block_size
+        for _ in range(max_new_tokens):
+            context = idx[:, -block_size:]  # (B, <= block_size)
+            logits = model(context)[:, -1, :]  # (B, V): the prediction after the last token
+            nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
+            idx = torch.cat([idx, nxt[:, None]], dim=1)  # (B, T + 1)
+    finally:
+        model.train(was_training)
+    return idx
