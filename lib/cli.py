@@ -1,0 +1,159 @@
+"""The command line: `python -m lib.train` and `python -m lib.sample`.
+
+Every error a user can cause (a bad flag, a bad value, a missing corpus or checkpoint, a
+prompt the model cannot read) ends in one line on stderr and a non-zero exit, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+from . import data
+from .checkpoint import CheckpointError, load_checkpoint
+from .model import GPTConfig
+from .train import PRESETS, TrainConfig, Trainer, TrainingDiverged, add_config_flags, load_model
+
+USER_ERRORS = (ValueError, TypeError, data.CorpusError, CheckpointError, OSError)
+
+
+def _fail(parser: argparse.ArgumentParser, err: BaseException, code: int = 2):
+    print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"--data {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--data {path}: not a UTF-8 text file") from None
+    except OSError as err:
+        raise ValueError(f"--data {path}: cannot read it ({err.strerror})") from None
+
+
+def load_corpus(path: str | None) -> data.CharCorpus:
+    """Tiny Shakespeare by default, or any UTF-8 text file, character-tokenized and split."""
+    if path is None:
+        return data.load_char_corpus()
+    text = _read_text(path)
+    if len(text) < 2:
+        raise ValueError(f"--data {path}: the file holds {len(text)} characters; a corpus needs more")
+    tok = data.CharTokenizer.from_text(text)
+    ids = torch.tensor(tok.encode(text), dtype=torch.long)
+    train, val = data.train_val_split(ids, 0.1)
+    return data.CharCorpus(text, tok, train, val, data.sha256_of(path))
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lib.train",
+        description="Train the course's GPT on Tiny Shakespeare (or any text file) and save a "
+                    "checkpoint. Start from a preset; any field below overrides it.",
+        epilog="Example: python -m lib.train --preset shakespeare-char-cpu --max-time 120",
+    )
+    p.add_argument("--preset", default="shakespeare-char-cpu", choices=sorted(PRESETS),
+                   help="the starting configuration (default: %(default)s)")
+    p.add_argument("--data", metavar="FILE",
+                   help="a UTF-8 text file to train on instead of Tiny Shakespeare")
+    p.add_argument("--out", dest="out_dir", metavar="DIR",
+                   help="folder for the checkpoint (default: out/PRESET)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run whose checkpoint is in --out, exactly where it stopped")
+    add_config_flags(p, GPTConfig, "model (GPTConfig fields)")
+    add_config_flags(p, TrainConfig, "training (TrainConfig fields)", skip={"out_dir"})
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> None:
+    parser = train_parser()
+    args = vars(parser.parse_args(argv))
+    model_fields = {f.name for f in dataclasses.fields(GPTConfig)}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_over = {k: v for k, v in args.items() if k in model_fields and v is not None}
+    train_over = {k: v for k, v in args.items() if k in train_fields and v is not None}
+    train_over.setdefault("out_dir", str(Path("out") / args["preset"]))
+    try:
+        base_model, base_train = PRESETS[args["preset"]]
+        dataclasses.replace(base_model, **model_over)  # bad values fail before any data is read
+        dataclasses.replace(base_train, **train_over)
+        if args["resume"]:
+            load_checkpoint(train_over["out_dir"])  # a missing or damaged one fails here, early
+        corpus = load_corpus(args["data"])
+        model_config = dataclasses.replace(
+            base_model, **{"vocab_size": corpus.tokenizer.vocab_size, **model_over})
+        if args["resume"]:
+            trainer = Trainer.resume(train_over["out_dir"], corpus.train, corpus.val, **train_over)
+            if model_over and dataclasses.replace(trainer.model_config, **model_over) != trainer.model_config:
+                raise ValueError("--resume continues the saved model; do not change its model flags")
+            print(f"Resuming from step {trainer.step} of {trainer.config.max_steps}.")
+        else:
+            config = dataclasses.replace(base_train, **train_over)
+            trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer)
+        print(f"Training {trainer.model.num_parameters():,} parameters on "
+              f"{trainer.device} ({trainer.dtype or torch.float32}), "
+              f"{trainer.tokens_per_step:,} tokens per step.")
+        trainer.run()
+    except TrainingDiverged as err:
+        _fail(parser, err, code=1)
+    except USER_ERRORS as err:
+        _fail(parser, err)
+    except KeyboardInterrupt:
+        print("\nInterrupted; the last checkpoint (if any) is intact.", file=sys.stderr)
+        sys.exit(130)
+    last = trainer.history["eval"][-1]
+    print(f"step {last['step']}: train loss {last['train_loss']:.4f}, "
+          f"val loss {last['val_loss']:.4f} ({trainer.elapsed:.0f} s of training)")
+    print(f"checkpoint: {Path(trainer.config.out_dir) / 'ckpt.pt'}")
+
+
+def sample_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lib.sample",
+        description="Write text with a trained checkpoint.",
+        epilog='Example: python -m lib.sample --checkpoint out/shakespeare-char-cpu '
+               '--prompt "ROMEO:" --temperature 0.8 --top-k 40 --tokens 300 --seed 1',
+    )
+    p.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a checkpoint file or the folder holding ckpt.pt (the --out of lib.train)")
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    p.add_argument("--tokens", type=int, default=500, help="how many tokens to write (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="0 = greedy; below 1 safer, above 1 wilder (default: %(default)s)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="sample only from the smallest set of tokens whose probability reaches p")
+    p.add_argument("--seed", type=int, default=None, help="make the text reproducible")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: %(default)s)")
+    return p
+
+
+def sample_main(argv: list[str] | None = None) -> None:
+    from .sampling import check_sampling_args, generate
+
+    parser = sample_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_sampling_args(args.temperature, args.top_k, args.top_p)
+        if args.tokens < 0:
+            raise ValueError(f"--tokens must be >= 0, got {args.tokens}")
+        model, tokenizer, _ = load_model(args.checkpoint, args.device)
+        if tokenizer is None:
+            raise CheckpointError(f"{args.checkpoint} holds no tokenizer, so text cannot be encoded")
+        prompt = args.prompt or "\n"
+        try:
+            ids = tokenizer.encode(prompt)
+        except ValueError as err:
+            raise ValueError(f"--prompt: {err}") from None
+        device = next(model.parameters()).device
+        idx = torch.tensor([ids], dtype=torch.long, device=device)
+        gen = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+        out = generate(model, idx, args.tokens, args.temperature, args.top_k, args.top_p, gen)
+    except USER_ERRORS as err:
+        _fail(parser, err)
+    print(tokenizer.decode(out[0]))

@@ -1,0 +1,115 @@
+"""Learning-rate schedules: pure functions of the step that return a multiplier of the peak LR.
+
+Every schedule has the same signature, `f(step, total_steps, warmup_steps, floor, ...)`, and
+`get_schedule` binds the run's settings once, returning `step -> multiplier`. Steps count
+optimizer steps from 0 to total_steps - 1.
+
+Warmup, shared by all but `constant`: the multiplier rises linearly, (step + 1) / warmup_steps,
+reaching 1 at the last warmup step; steps past it follow the schedule's own shape.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Callable
+
+
+def _warmup(step: int, warmup_steps: int) -> float | None:
+    """The warmup multiplier while warming up, None after."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return None
+
+
+def constant(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0) -> float:
+    """The peak LR throughout (after an optional warmup)."""
+    w = _warmup(step, warmup_steps)
+    return 1.0 if w is None else w
+
+
+def cosine(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.1) -> float:
+    """Warmup, then half a cosine from 1 down to `floor`, reached at the last step + 1."""
+    w = _warmup(step, warmup_steps)
+    if w is not None:
+        return w
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))  # 0 -> 1
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def linear(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0) -> float:
+    """Warmup, then a straight line from 1 down to `floor`."""
+    w = _warmup(step, warmup_steps)
+    if w is not None:
+        return w
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))  # 0 -> 1
+    return 1.0 - (1.0 - floor) * progress
+
+
+def wsd(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0,
+        decay_fraction: float = 0.2) -> float:
+    """Warmup-stable-decay: warmup, hold the peak, then decay linearly to `floor` over the
+    last `decay_fraction` of the steps."""
+    w = _warmup(step, warmup_steps)
+    if w is not None:
+        return w
+    decay_steps = max(1, round(decay_fraction * total_steps))
+    decay_start = total_steps - decay_steps
+    if step < decay_start:
+        return 1.0  # the stable phase
+    progress = min(1.0, (step - decay_start) / decay_steps)  # 0 -> 1 over the decay phase
+    return 1.0 - (1.0 - floor) * progress
+
+
+def inverse_sqrt(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0) -> float:
+    """Warmup, then 1 / sqrt(steps so far), as in the original Transformer: sqrt(W / (step + 1)),
+    continuous at the end of warmup; never below `floor`."""
+    w = _warmup(step, warmup_steps)
+    if w is not None:
+        return w
+    return max(floor, math.sqrt(max(1, warmup_steps) / (step + 1)))
+
+
+SCHEDULES: dict[str, Callable[..., float]] = {
+    "constant": constant,
+    "cosine": cosine,
+    "linear": linear,
+    "wsd": wsd,
+    "inverse_sqrt": inverse_sqrt,
+}
+
+
+def check_schedule_args(name: str, total_steps: int, warmup_steps: int = 0, floor: float = 0.0,
+                        decay_fraction: float = 0.2) -> None:
+    """Raise a ValueError/TypeError naming the bad setting and what is allowed."""
+    if name not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+    for field, value in (("total_steps", total_steps), ("warmup_steps", warmup_steps)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{field} must be an integer, got {value!r}")
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
+    for field, value in (("floor", floor), ("decay_fraction", decay_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{field} must be a number, got {value!r}")
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"floor (the final LR as a fraction of the peak) must be in [0, 1], got {floor}")
+    if not 0.0 < decay_fraction <= 1.0:
+        raise ValueError(f"decay_fraction must be in (0, 1], got {decay_fraction}")
+    if name == "wsd" and warmup_steps + round(decay_fraction * total_steps) > total_steps:
+        raise ValueError(
+            f"wsd: warmup_steps ({warmup_steps}) + decay steps ({round(decay_fraction * total_steps)}"
+            f" = decay_fraction x total_steps) must not exceed total_steps ({total_steps})"
+        )
+
+
+def get_schedule(name: str, total_steps: int, warmup_steps: int = 0, floor: float = 0.0,
+                 decay_fraction: float = 0.2) -> Callable[[int], float]:
+    """The schedule `name` with the run's settings bound: a function step -> multiplier."""
+    check_schedule_args(name, total_steps, warmup_steps, floor, decay_fraction)
+    kwargs = dict(total_steps=total_steps, warmup_steps=warmup_steps, floor=floor)
+    if name == "wsd":
+        kwargs["decay_fraction"] = decay_fraction
+    return partial(SCHEDULES[name], **kwargs)

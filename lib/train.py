@@ -1,0 +1,483 @@
+"""The trainer: one loop used by the lessons and by the command line.
+
+    step:  lr from the schedule -> k micro-batches (forward, loss / k, backward)
+           -> clip the gradient norm -> AdamW step -> zero the gradients
+
+Around it: evaluation on fixed batches, a history the lessons plot, a progress bar, a time
+budget, callbacks, checkpoints that resume bit for bit (on CPU), and a cache of trained runs.
+
+Command line: `python -m lib.train --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import math
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from . import checkpoint as ckpt
+from .data import CharTokenizer, get_batch
+from .device import autocast, autocast_dtype, describe, pick_device
+from .model import GPT, GPTConfig, lm_loss
+from .schedules import check_schedule_args, get_schedule
+
+DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Every field can be overridden on the command line (--max-steps 500)."""
+
+    max_steps: int = 2000  # optimizer steps to train for
+    batch_size: int = 32  # sequences per micro-batch
+    grad_accum_steps: int = 1  # micro-batches per optimizer step (batch = batch_size x this)
+    lr: float = 1e-3  # peak learning rate
+    schedule: str = "cosine"  # constant | cosine | linear | wsd | inverse_sqrt
+    warmup_steps: int = 100  # steps of linear warmup from lr/warmup_steps to lr
+    min_lr_ratio: float = 0.1  # final LR as a fraction of the peak (the schedule's floor)
+    decay_fraction: float = 0.2  # wsd only: fraction of the steps spent decaying at the end
+    weight_decay: float = 0.1  # AdamW weight decay, on matrices only
+    beta1: float = 0.9  # AdamW: decay rate of the gradient's running mean
+    beta2: float = 0.99  # AdamW: decay rate of the squared gradient's running mean
+    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = no clipping
+    eval_interval: int = 250  # evaluate every this many steps (and at the start and end)
+    eval_batches: int = 20  # fixed batches per split in each evaluation
+    log_interval: int = 10  # record a row of training history every this many steps
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto (bf16 autocast where supported, else fp32) | float32 | bfloat16
+    seed: int = 1337  # seeds the initial weights, the batches and dropout
+    max_time: float = 0.0  # stop after this many seconds of training (0 = no time limit)
+    checkpoint_interval: int = 0  # save a checkpoint every this many steps (0 = only at the end)
+    out_dir: str = ""  # folder for the checkpoint (empty = do not save)
+    progress: bool = True  # show a progress bar (turn off for quiet, non-interactive runs)
+
+    def __post_init__(self):
+        _check_types(self)
+        for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_interval",
+                     "eval_batches", "log_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "checkpoint_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip", "max_time"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"TrainConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ValueError(
+                f"TrainConfig.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        try:
+            check_schedule_args(self.schedule, self.max_steps, self.warmup_steps,
+                                self.min_lr_ratio, self.decay_fraction)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"TrainConfig: {err} (fields schedule, max_steps, warmup_steps, "
+                            "min_lr_ratio, decay_fraction)") from None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"Unknown TrainConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def _check_types(config) -> None:
+    """TypeError naming the field when a value has the wrong type (ints may stand for floats)."""
+    for f in dataclasses.fields(config):
+        value, kind = getattr(config, f.name), f.type if isinstance(f.type, str) else f.type.__name__
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+        }.get(kind, True)
+        if not ok:
+            raise TypeError(f"{type(config).__name__}.{f.name} must be {kind}, got {value!r}")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the gradient became inf or NaN."""
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def estimate_loss(model: GPT, batches, device, dtype=None) -> float:
+    """Mean loss over fixed batches, in eval mode (no dropout); restores the mode it found."""
+    was_training = model.training
+    model.eval()
+    try:
+        total = 0.0
+        for x, y in batches:
+            x, y = x.to(device), y.to(device)
+            with autocast(device, dtype):
+                total += lm_loss(model(x), y).item()
+        return total / len(batches)
+    finally:
+        model.train(was_training)
+
+
+_PEAK: dict = {}
+
+
+def measured_peak_flops(device: torch.device, dtype=None, seconds: float = 0.3) -> float:
+    """The machine's matrix-multiply rate in FLOP/s, measured (once per process and device).
+
+    Model FLOP utilisation (MFU) is reported against this measured peak, not a datasheet.
+    """
+    device = torch.device(device)
+    key = (str(device), dtype)
+    if key not in _PEAK:
+        n = 1024 if device.type == "cpu" else 8192
+        a = torch.randn(n, n, device=device, dtype=dtype or torch.float32)
+        b = torch.randn(n, n, device=device, dtype=dtype or torch.float32)
+        a @ b  # warm up
+        _sync(device)
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds or reps < 3:
+            a @ b
+            reps += 1
+            if reps % 4 == 0:
+                _sync(device)
+        _sync(device)
+        _PEAK[key] = 2 * n**3 * reps / (time.perf_counter() - t0)
+    return _PEAK[key]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --------------------------------------------------------------------------- the trainer
+
+
+class Trainer:
+    """Trains a GPT on a 1-D tensor of token ids. `run()` trains; its state can be saved and
+    resumed exactly (`save`, `Trainer.resume`)."""
+
+    def __init__(self, model_config: GPTConfig, config: TrainConfig, train_data: torch.Tensor,
+                 val_data: torch.Tensor, tokenizer: CharTokenizer | None = None):
+        if not isinstance(model_config, GPTConfig):
+            raise TypeError(f"model_config must be a GPTConfig, got {type(model_config).__name__}")
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.model_config, self.config, self.tokenizer = model_config, config, tokenizer
+        self.train_data, self.val_data = train_data, val_data
+        if tokenizer is not None and tokenizer.vocab_size > model_config.vocab_size:
+            raise ValueError(f"The tokenizer has {tokenizer.vocab_size} tokens but GPTConfig.vocab_size "
+                             f"is {model_config.vocab_size}: set vocab_size={tokenizer.vocab_size}")
+        self.device = pick_device(config.device)
+        self.dtype = autocast_dtype(self.device) if config.dtype == "auto" else DTYPES[config.dtype]
+
+        torch.manual_seed(config.seed)  # initial weights and dropout
+        self.model = GPT(model_config).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.optimizer_groups(config.weight_decay), lr=config.lr,
+            betas=(config.beta1, config.beta2), fused=self.device.type == "cuda",
+        )
+        self.schedule = get_schedule(config.schedule, config.max_steps, config.warmup_steps,
+                                     config.min_lr_ratio, config.decay_fraction)
+        self.step = 0  # optimizer steps taken; the schedule's position
+        self.elapsed = 0.0  # seconds of training so far, across resumes
+        self.batch_rng = torch.Generator().manual_seed(config.seed + 1)  # the data sampler
+        eval_rng = torch.Generator().manual_seed(config.seed + 2)
+        T, B = model_config.block_size, config.batch_size
+        self.eval_sets = {  # the same batches at every evaluation, so evaluations compare
+            split: [get_batch(data, B, T, eval_rng) for _ in range(config.eval_batches)]
+            for split, data in (("train", train_data), ("val", val_data))
+        }
+        self.history: dict[str, list[dict]] = {"train": [], "eval": []}
+
+    # ------------------------------------------------------------------ one step
+
+    @property
+    def tokens_per_step(self) -> int:
+        c = self.config
+        return c.batch_size * c.grad_accum_steps * self.model_config.block_size
+
+    def lr_at(self, step: int) -> float:
+        return self.config.lr * self.schedule(step)
+
+    def accumulate_gradients(self, batches) -> torch.Tensor:
+        """Forward and backward over micro-batches; returns their mean loss (detached).
+
+        Each micro-batch's loss is divided by the number of micro-batches, so the summed
+        gradient equals the gradient of the mean loss over all of them: k micro-batches of
+        size B give the gradient of one batch of size k*B.
+        """
+        total = torch.zeros((), device=self.device)
+        for x, y in batches:
+            with autocast(self.device, self.dtype):
+                logits = self.model(x)
+            loss = lm_loss(logits, y) / len(batches)
+            loss.backward()
+            total += loss.detach()
+        return total
+
+    def train_step(self) -> tuple[float, float, float]:
+        """One optimizer step. Returns (loss, gradient norm before clipping, lr)."""
+        c = self.config
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batches = [get_batch(self.train_data, c.batch_size, self.model_config.block_size,
+                             self.batch_rng, self.device) for _ in range(c.grad_accum_steps)]
+        loss = self.accumulate_gradients(batches).item()
+        max_norm = c.grad_clip if c.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            what = "loss" if not math.isfinite(loss) else "gradient norm"
+            raise TrainingDiverged(
+                f"The {what} became {loss if what == 'loss' else grad_norm} at step {self.step} "
+                f"(lr {lr:.3g}). Training stopped; checkpoints already saved are untouched. "
+                "Try a lower peak lr, a longer warmup, or gradient clipping (grad_clip=1.0)."
+            )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return loss, grad_norm, lr
+
+    def evaluate(self) -> dict:
+        """Mean loss on the fixed train and validation batches; appended to the history."""
+        row = {"step": self.step, "tokens": self.step * self.tokens_per_step,
+               "elapsed": self.elapsed}
+        for split, batches in self.eval_sets.items():
+            row[f"{split}_loss"] = estimate_loss(self.model, batches, self.device, self.dtype)
+        self.history["eval"].append(row)
+        return row
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, callback: Callable[["Trainer"], None] | None = None,
+            callback_interval: int = 0) -> dict:
+        """Train until `max_steps` (or `max_time`); returns the history.
+
+        `callback(trainer)` is called every `callback_interval` steps (e.g. to print a sample).
+        """
+        from tqdm.auto import tqdm
+
+        c = self.config
+        flops_per_token = self.model.flops_per_token()
+        peak = measured_peak_flops(self.device, self.dtype)
+        if not self.history["eval"] or self.history["eval"][-1]["step"] != self.step:
+            self.evaluate()
+        self.model.train()
+        bar = tqdm(total=c.max_steps, initial=self.step, disable=not c.progress,
+                   desc=f"training on {self.device.type}", unit="step", mininterval=1.0)
+        window_time, window_tokens = 0.0, 0
+        try:
+            while self.step < c.max_steps:
+                t0 = time.perf_counter()
+                loss, grad_norm, lr = self.train_step()
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                window_time += dt
+                window_tokens += self.tokens_per_step
+                bar.update(1)
+                done = self.step >= c.max_steps or (c.max_time and self.elapsed >= c.max_time)
+                if self.step % c.log_interval == 0 or done:
+                    tps = window_tokens / window_time
+                    self.history["train"].append({
+                        "step": self.step, "tokens": self.step * self.tokens_per_step,
+                        "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                        "tokens_per_sec": tps, "elapsed": self.elapsed,
+                        "mfu": tps * flops_per_token / peak,
+                    })
+                    window_time, window_tokens = 0.0, 0
+                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
+                if self.step % c.eval_interval == 0 or done:
+                    t0 = time.perf_counter()
+                    self.evaluate()
+                    self.elapsed += time.perf_counter() - t0
+                if callback is not None and callback_interval and self.step % callback_interval == 0:
+                    callback(self)
+                if c.out_dir and c.checkpoint_interval and self.step % c.checkpoint_interval == 0:
+                    self.save(c.out_dir)
+                if done:
+                    break
+        finally:
+            bar.close()
+        if c.out_dir:
+            self.save(c.out_dir)
+        return self.history
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly, as plain tensors and data."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "batches": self.batch_rng.get_state(),
+            },
+            "history": self.history,
+        }
+
+    def save(self, path):
+        """Write the checkpoint atomically to `path` (a folder gets ckpt.pt); returns the file."""
+        return ckpt.save_checkpoint(self.state_dict(), path)
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = GPTConfig.from_dict(state["model_config"])
+        if saved != self.model_config:
+            raise ckpt.CheckpointError(
+                f"The checkpoint is of a different model: it has {saved}, this trainer has "
+                f"{self.model_config}.")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise ckpt.CheckpointError(f"The checkpoint does not fit this model: {err}") from err
+        self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.batch_rng.set_state(state["rng"]["batches"])
+
+    @classmethod
+    def resume(cls, path, train_data, val_data, **overrides) -> "Trainer":
+        """A trainer in exactly the state of the checkpoint at `path`.
+
+        `overrides` change TrainConfig fields, e.g. max_steps to train further or device.
+        """
+        state = ckpt.load_checkpoint(path)
+        try:
+            model_config = GPTConfig.from_dict(state["model_config"])
+            config = TrainConfig.from_dict({**state["train_config"], **overrides})
+            tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
+        except (KeyError, TypeError) as err:
+            raise ckpt.CheckpointError(f"{path}: not a training checkpoint ({err!r} missing)") from err
+        trainer = cls(model_config, config, train_data, val_data, tokenizer)
+        trainer.load_state_dict(state)
+        return trainer
+
+
+def load_model(path, device: str = "auto") -> tuple[GPT, CharTokenizer | None, dict]:
+    """A trained model for inference: (model in eval mode, tokenizer, the checkpoint dict)."""
+    state = ckpt.load_checkpoint(path)
+    try:
+        config = GPTConfig.from_dict(state["model_config"])
+        model = GPT(config)
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ckpt.CheckpointError(f"{path}: the weights do not fit their model config: {err}") from err
+    tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
+    return model.to(pick_device(device)).eval(), tokenizer, state
+
+
+# --------------------------------------------------------------------------- the run cache
+
+
+def train_or_load(model_config: GPTConfig, config: TrainConfig, corpus, *,
+                  callback=None, callback_interval: int = 0, verbose: bool = True) -> Trainer:
+    """The trainer of this exact run, from the cache if it was trained before, else trained now.
+
+    The cache key covers the model config, the train config, the corpus checksum, the device
+    type and a fingerprint of lib's source, so a change to any of them trains anew: a cached
+    run is never stale. The cache lives in `lib.data.cache_dir() / "runs"`.
+    """
+    from .data import cache_dir
+
+    device = pick_device(config.device)
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("progress", "out_dir")}
+    key = ckpt.run_key(model_config.to_dict(), settings, corpus.sha256, device.type,
+                       ckpt.lib_fingerprint())
+    path = cache_dir() / "runs" / key / ckpt.CHECKPOINT_FILE
+    if path.exists():
+        try:
+            trainer = Trainer.resume(path, corpus.train, corpus.val)
+            if verbose:
+                print(f"Loaded the cached run {key} ({trainer.step} steps, trained on "
+                      f"{describe(device)}).")
+            return trainer
+        except ckpt.CheckpointError as err:  # a damaged cache entry: train again
+            print(f"Cached run {key} could not be loaded ({err}); training it again.")
+    trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer)
+    if verbose:
+        print(f"Training on {describe(trainer.device)}: {trainer.model.num_parameters():,} "
+              f"parameters, {config.max_steps} steps of {trainer.tokens_per_step:,} tokens.")
+    trainer.run(callback=callback, callback_interval=callback_interval)
+    trainer.save(path)
+    return trainer
+
+
+# --------------------------------------------------------------------------- presets and CLI
+
+PRESETS: dict[str, tuple[GPTConfig, TrainConfig]] = {
+    # Sized for about two minutes on a 2-core laptop CPU.
+    "shakespeare-char-cpu": (
+        GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
+        TrainConfig(max_steps=2500, batch_size=16, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
+                    weight_decay=0.1, beta2=0.99, eval_interval=250, eval_batches=20,
+                    max_time=0.0),
+    ),
+    # The classic character-level model: 6 layers, 384 wide, context 256 (a few minutes on a GPU).
+    "shakespeare-char-gpu": (
+        GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+        TrainConfig(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1,
+                    weight_decay=0.1, beta2=0.99, eval_interval=250, eval_batches=200),
+    ),
+}
+
+
+def field_help(cls) -> dict[str, str]:
+    """The comment after each field of a config dataclass, as help text for its flag."""
+    helps = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.*)", line)
+        if m:
+            helps[m.group(1)] = m.group(2)
+    return helps
+
+
+def add_config_flags(parser, cls, group_title: str, skip=()) -> None:
+    """One --flag per field of a config dataclass, typed, with the field's comment as help."""
+    group = parser.add_argument_group(group_title)
+    helps = field_help(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if kind == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=helps.get(f.name, ""))
+        else:
+            group.add_argument(flag, dest=f.name, type={"int": int, "float": float}.get(kind, str),
+                               default=None, metavar=kind.upper(), help=helps.get(f.name, ""))
+
+
+if __name__ == "__main__":
+    from .cli import train_main
+
+    train_main()

@@ -1,0 +1,111 @@
+"""lib.checkpoint: atomic writes, safe loads, clear errors."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from lib import checkpoint as ckpt
+from lib.train import Trainer, load_model
+
+from conftest import tiny_model_config, tiny_train_config
+
+
+@pytest.fixture
+def saved(small_corpus, tmp_path):
+    t = Trainer(tiny_model_config(small_corpus.tokenizer.vocab_size),
+                tiny_train_config(max_steps=3, warmup_steps=0, out_dir=str(tmp_path)),
+                small_corpus.train, small_corpus.val, small_corpus.tokenizer)
+    t.run()
+    return tmp_path
+
+
+def test_checkpoint_holds_everything_to_resume(saved):
+    state = ckpt.load_checkpoint(saved)
+    assert set(state) >= {"model", "optimizer", "step", "model_config", "train_config",
+                          "rng", "history", "tokenizer", "elapsed", "format_version"}
+    assert state["step"] == 3 and set(state["rng"]) == {"torch", "cuda", "batches"}
+    assert not any(k.startswith("_orig_mod") for k in state["model"])
+
+
+def test_load_model_for_inference(saved):
+    model, tok, state = load_model(saved, device="cpu")
+    assert not model.training and tok is not None
+    assert model(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, tok.vocab_size)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(ckpt.CheckpointError, match="has no ckpt.pt"):
+        ckpt.load_checkpoint(tmp_path)
+    with pytest.raises(ckpt.CheckpointError, match="does not exist"):
+        ckpt.load_checkpoint(tmp_path / "nothing.pt")
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "random", "text"])
+def test_damaged_checkpoints_give_clear_errors(saved, damage):
+    f = saved / "ckpt.pt"
+    raw = f.read_bytes()
+    f.write_bytes({"empty": b"", "truncated": raw[: len(raw) // 2],
+                   "random": os.urandom(4096), "text": b"hello, not a checkpoint"}[damage])
+    with pytest.raises(ckpt.CheckpointError, match="empty|damaged|not a"):
+        ckpt.load_checkpoint(saved)
+
+
+def test_plain_tensor_file_is_not_a_course_checkpoint(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
+    with pytest.raises(ckpt.CheckpointError, match="not a checkpoint of this course"):
+        ckpt.load_checkpoint(tmp_path / "x.pt")
+
+
+class Payload:
+    """Unpickling this object calls os.system: what a malicious checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_that_runs_code_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "model": Payload(marker)}, evil)
+    with pytest.raises(ckpt.CheckpointError, match="could run arbitrary code"):
+        ckpt.load_checkpoint(evil)
+    assert not marker.exists()
+    # the payload is real: unpickling without weights_only does run it
+    torch.load(evil, weights_only=False)
+    assert marker.exists()
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(saved, monkeypatch):
+    before = (saved / "ckpt.pt").read_bytes()
+
+    def crash(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # the process dies mid-write
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint({"step": 99}, saved)
+    monkeypatch.undo()
+    assert (saved / "ckpt.pt").read_bytes() == before
+    assert ckpt.load_checkpoint(saved)["step"] == 3
+    assert [p.name for p in saved.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
+
+
+def test_lib_fingerprint_is_stable():
+    assert ckpt.lib_fingerprint() == ckpt.lib_fingerprint()
+    assert ckpt.run_key({"a": 1}, "x") == ckpt.run_key({"a": 1}, "x") != ckpt.run_key({"a": 2}, "x")
+
+
+def test_no_torch_load_without_weights_only():
+    import pathlib
+    import re
+
+    lib_dir = pathlib.Path(ckpt.__file__).parent
+    for path in lib_dir.glob("*.py"):
+        for call in re.findall(r"torch\.load\([^)]*\)", path.read_text()):
+            assert "weights_only=True" in call, f"{path.name}: {call}"

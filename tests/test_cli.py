@@ -1,0 +1,133 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lib import checkpoint as ckpt
+
+TINY = ["--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
+        "--batch-size", "8", "--warmup-steps", "5", "--eval-interval", "20", "--eval-batches", "2",
+        "--log-interval", "5", "--device", "cpu", "--no-progress", "--seed", "0"]
+
+
+def run(module, *args, timeout=120, **kw):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    from conftest import make_text
+
+    path = tmp_path_factory.mktemp("data") / "text.txt"
+    path.write_text(make_text())
+    return path
+
+
+def test_help_explains_every_flag():
+    from lib.model import GPTConfig
+    from lib.train import TrainConfig
+    import dataclasses
+
+    out = run("lib.train", "--help").stdout
+    for cls in (GPTConfig, TrainConfig):
+        for f in dataclasses.fields(cls):
+            if f.name != "out_dir":
+                assert "--" + f.name.replace("_", "-") in out
+    assert "stop after this many seconds" in out  # the field's comment is its help
+    assert "--top-p" in run("lib.sample", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--preset", "nope"], "invalid choice: 'nope'"),
+        (["--n-layer", "x"], "invalid int value: 'x'"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--n-embd", "33", "--n-head", "2"], "divisible by n_head"),
+        (["--lr", "-1"], "lr must be a positive number"),
+        (["--schedule", "cosin"], "Unknown schedule"),
+        (["--data", "/no/such/file.txt"], "no such file"),
+        (["--resume", "--out", "/no/such/run"], "No checkpoint"),
+    ],
+)
+def test_bad_train_flags_give_one_line_errors(args, pattern):
+    res = run("lib.train", *args)
+    assert res.returncode == 2
+    assert pattern in res.stderr and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith(("python -m lib.train: error", "usage"))
+
+
+def test_train_then_sample(text_file, tmp_path):
+    out = tmp_path / "run"
+    res = run("lib.train", "--data", str(text_file), "--out", str(out), "--max-steps", "20", *TINY)
+    assert res.returncode == 0, res.stderr
+    assert "val loss" in res.stdout and str(out / "ckpt.pt") in res.stdout
+    a = run("lib.sample", "--checkpoint", str(out), "--prompt", "The king", "--tokens", "40",
+            "--temperature", "0.8", "--top-k", "5", "--top-p", "0.95", "--seed", "1")
+    b = run("lib.sample", "--checkpoint", str(out), "--prompt", "The king", "--tokens", "40",
+            "--temperature", "0.8", "--top-k", "5", "--top-p", "0.95", "--seed", "1")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout.startswith("The king") and len(a.stdout.rstrip("\n")) == len("The king") + 40
+    assert a.stdout == b.stdout  # same seed, same text
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--prompt", "Ω"], "not in this tokenizer's vocabulary"),
+        (["--temperature", "-1"], "temperature must be"),
+        (["--top-k", "0"], "top_k must be >= 1"),
+        (["--top-p", "1.5"], "top_p must be in"),
+        (["--tokens", "-3"], "--tokens must be >= 0"),
+    ],
+)
+def test_bad_sample_input_gives_one_line_errors(text_file, tmp_path_factory, args, pattern):
+    out = tmp_path_factory.mktemp("ckpt")
+    run("lib.train", "--data", str(text_file), "--out", str(out), "--max-steps", "5", *TINY)
+    res = run("lib.sample", "--checkpoint", str(out), *args)
+    assert res.returncode == 2 and pattern in res.stderr and "Traceback" not in res.stderr
+
+
+def test_sample_refuses_missing_and_corrupt_checkpoints(tmp_path):
+    res = run("lib.sample", "--checkpoint", str(tmp_path))
+    assert res.returncode == 2 and "No checkpoint" in res.stderr
+    (tmp_path / "ckpt.pt").write_bytes(b"\x00" * 100)
+    res = run("lib.sample", "--checkpoint", str(tmp_path))
+    assert res.returncode == 2 and "damaged" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(text_file, tmp_path):
+    """A real process killed with SIGKILL resumes from its last checkpoint to the same result."""
+    common = ["--data", str(text_file), "--max-steps", "300", "--checkpoint-interval", "20", *TINY]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    res = run("lib.train", *common, "--out", str(full), timeout=300)
+    assert res.returncode == 0, res.stderr
+
+    proc = subprocess.Popen([sys.executable, "-m", "lib.train", *common, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "ckpt.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    step_at_kill = ckpt.load_checkpoint(killed)["step"]
+    assert 0 < step_at_kill < 300, "the process must die mid-run for this test to mean anything"
+
+    res = run("lib.train", *common, "--out", str(killed), "--resume", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"Resuming from step {step_at_kill}" in res.stdout
+    a, b = ckpt.load_checkpoint(full), ckpt.load_checkpoint(killed)
+    assert [r["loss"] for r in a["history"]["train"]] == [r["loss"] for r in b["history"]["train"]]
+    assert [r["val_loss"] for r in a["history"]["eval"]] == [r["val_loss"] for r in b["history"]["eval"]]
+    for k in a["model"]:
+        assert (a["model"][k] == b["model"][k]).all(), k

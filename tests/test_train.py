@@ -1,0 +1,209 @@
+"""lib.train: the loop, gradient accumulation, evaluation, history, hooks, determinism, resume."""
+
+import math
+
+import pytest
+import torch
+
+from lib import checkpoint as ckpt
+from lib.train import Trainer, TrainConfig, TrainingDiverged, estimate_loss, train_or_load
+
+from conftest import tiny_model_config, tiny_train_config
+
+
+def trainer(corpus, model_overrides=None, **overrides):
+    return Trainer(tiny_model_config(corpus.tokenizer.vocab_size, **(model_overrides or {})),
+                   tiny_train_config(**overrides), corpus.train, corpus.val, corpus.tokenizer)
+
+
+def losses(history):
+    return [row["loss"] for row in history["train"]]
+
+
+@pytest.mark.parametrize(
+    "field, value, exc, pattern",
+    [
+        ("max_steps", 0, ValueError, "max_steps must be >= 1"),
+        ("batch_size", 0, ValueError, "batch_size must be >= 1"),
+        ("grad_accum_steps", 0, ValueError, "grad_accum_steps"),
+        ("lr", 0.0, ValueError, "lr must be a positive number"),
+        ("lr", float("nan"), ValueError, "lr"),
+        ("beta2", 1.0, ValueError, r"beta2 must be in \[0, 1\)"),
+        ("weight_decay", -0.1, ValueError, "weight_decay"),
+        ("grad_clip", -1.0, ValueError, "grad_clip"),
+        ("max_time", -5.0, ValueError, "max_time"),
+        ("eval_batches", 0, ValueError, "eval_batches"),
+        ("checkpoint_interval", -1, ValueError, "checkpoint_interval"),
+        ("dtype", "fp16", ValueError, "dtype must be one of"),
+        ("device", "gpu", ValueError, "device must be"),
+        ("schedule", "cosin", ValueError, "Unknown schedule"),
+        ("warmup_steps", 31, ValueError, "warmup_steps"),
+        ("min_lr_ratio", 2.0, ValueError, "floor"),
+        ("max_steps", 10.5, TypeError, "max_steps must be int"),
+        ("lr", "0.1", TypeError, "lr must be float"),
+        ("progress", "yes", TypeError, "progress must be bool"),
+    ],
+)
+def test_train_config_errors_name_the_field(field, value, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        tiny_train_config(**{field: value})
+
+
+def test_gradient_accumulation_equals_one_big_batch(small_corpus):
+    t = trainer(small_corpus)
+    g = torch.Generator().manual_seed(0)
+    from lib.data import get_batch
+
+    x, y = get_batch(small_corpus.train, 8, 16, g)
+    t.model.zero_grad()
+    big_loss = t.accumulate_gradients([(x, y)])
+    big = [p.grad.clone() for p in t.model.parameters()]
+    t.model.zero_grad()
+    small_loss = t.accumulate_gradients([(x[i:i + 2], y[i:i + 2]) for i in range(0, 8, 2)])
+    small = [p.grad.clone() for p in t.model.parameters()]
+    assert abs(big_loss.item() - small_loss.item()) < 1e-6
+    assert max((a - b).abs().max().item() for a, b in zip(big, small)) <= 1e-6
+
+
+def test_training_lowers_the_loss_and_records_history(small_corpus):
+    t = trainer(small_corpus, max_steps=60, lr=1e-2)
+    history = t.run()
+    evals = history["eval"]
+    assert evals[0]["step"] == 0 and evals[-1]["step"] == 60
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"] - 0.5
+    row = history["train"][-1]
+    assert set(row) == {"step", "tokens", "loss", "lr", "grad_norm", "tokens_per_sec", "elapsed", "mfu"}
+    assert row["tokens"] == 60 * 8 * 16
+    assert [r["step"] for r in history["train"]] == list(range(5, 61, 5))
+    assert all(r["tokens_per_sec"] > 0 and 0 < r["mfu"] < 1.5 for r in history["train"])
+    assert history["train"][0]["lr"] == pytest.approx(1e-2)  # logged at step 5: the lr of step 4, end of warmup
+
+
+def test_same_seed_same_trajectory_bit_for_bit(small_corpus):
+    a = trainer(small_corpus, model_overrides={"dropout": 0.1}).run()
+    b = trainer(small_corpus, model_overrides={"dropout": 0.1}).run()
+    assert losses(a) == losses(b)
+    assert [r["val_loss"] for r in a["eval"]] == [r["val_loss"] for r in b["eval"]]
+    c = trainer(small_corpus, model_overrides={"dropout": 0.1}, seed=1).run()
+    assert losses(a) != losses(c)
+
+
+def test_evaluation_is_in_eval_mode_and_restores_train_mode(small_corpus):
+    t = trainer(small_corpus, model_overrides={"dropout": 0.5})
+    t.model.train()
+    batches = t.eval_sets["val"]
+    first = estimate_loss(t.model, batches, t.device)
+    assert t.model.training
+    assert estimate_loss(t.model, batches, t.device) == first  # no dropout: deterministic
+    t.model.eval()
+    estimate_loss(t.model, batches, t.device)
+    assert not t.model.training
+
+
+def test_callback_every_n_steps(small_corpus):
+    seen = []
+    trainer(small_corpus, max_steps=20).run(callback=lambda tr: seen.append(tr.step), callback_interval=7)
+    assert seen == [7, 14]
+
+
+def test_time_budget_stops_training(small_corpus):
+    t = trainer(small_corpus, max_steps=100_000, warmup_steps=0, max_time=1.0, eval_interval=1000)
+    history = t.run()
+    assert 0 < t.step < 100_000 and t.elapsed >= 1.0
+    assert history["eval"][-1]["step"] == t.step  # evaluated where it stopped
+
+
+def test_gradient_clipping_caps_the_update(small_corpus):
+    t = trainer(small_corpus, grad_clip=1e-3, max_steps=3, warmup_steps=0)
+    t.run()
+    assert all(r["grad_norm"] > 1e-3 for r in t.history["train"])  # norms are logged before clipping
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(small_corpus, tmp_path):
+    def poison(tr):
+        with torch.no_grad():
+            tr.model.transformer.wte.weight.fill_(float("nan"))
+
+    t = trainer(small_corpus, checkpoint_interval=2, out_dir=str(tmp_path), lr=1e-3)
+    with pytest.raises(TrainingDiverged, match=r"step 3 \(lr [0-9.e-]+\).*lower peak lr"):
+        t.run(callback=poison, callback_interval=3)
+    state = ckpt.load_checkpoint(tmp_path)
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_interrupted_and_resumed_run_is_identical(small_corpus, tmp_path):
+    full = trainer(small_corpus, model_overrides={"dropout": 0.1}).run()
+
+    class Stop(Exception):
+        pass
+
+    def stop(tr):
+        raise Stop
+
+    t = trainer(small_corpus, model_overrides={"dropout": 0.1}, checkpoint_interval=10,
+                out_dir=str(tmp_path))
+    with pytest.raises(Stop):
+        t.run(callback=stop, callback_interval=15)  # dies at step 15, after the checkpoint of step 10
+    resumed = Trainer.resume(tmp_path, small_corpus.train, small_corpus.val)
+    assert resumed.step == 10
+    history = resumed.run()
+    assert losses(history) == losses(full)
+    assert [r["val_loss"] for r in history["eval"]] == [r["val_loss"] for r in full["eval"]]
+    assert resumed.tokenizer.chars == small_corpus.tokenizer.chars
+
+
+def test_resume_can_extend_a_finished_run(small_corpus, tmp_path):
+    t = trainer(small_corpus, max_steps=10, warmup_steps=0, out_dir=str(tmp_path))
+    t.run()
+    more = Trainer.resume(tmp_path, small_corpus.train, small_corpus.val, max_steps=20)
+    more.run()
+    assert more.step == 20 and more.history["eval"][-1]["step"] == 20
+
+
+def test_checkpoint_of_another_model_is_refused(small_corpus, tmp_path):
+    trainer(small_corpus, max_steps=2, warmup_steps=0, out_dir=str(tmp_path)).run()
+    other = trainer(small_corpus, model_overrides={"n_embd": 64})
+    with pytest.raises(ckpt.CheckpointError, match="different model"):
+        other.load_state_dict(ckpt.load_checkpoint(tmp_path))
+
+
+def test_too_small_corpus_is_refused(small_corpus):
+    with pytest.raises(ValueError, match="fewer than one window"):
+        Trainer(tiny_model_config(small_corpus.tokenizer.vocab_size), tiny_train_config(),
+                small_corpus.train, small_corpus.val[:10])
+
+
+def test_vocab_smaller_than_tokenizer_is_refused(small_corpus):
+    with pytest.raises(ValueError, match="vocab_size"):
+        Trainer(tiny_model_config(5), tiny_train_config(), small_corpus.train, small_corpus.val,
+                small_corpus.tokenizer)
+
+
+def test_train_or_load_caches_and_never_serves_stale_runs(small_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
+    runs = []
+    original = Trainer.run
+    monkeypatch.setattr(Trainer, "run", lambda self, **kw: (runs.append(1), original(self, **kw))[1])
+
+    a = train_or_load(mc, tiny_train_config(max_steps=5), small_corpus, verbose=False)
+    b = train_or_load(mc, tiny_train_config(max_steps=5), small_corpus, verbose=False)
+    assert len(runs) == 1  # the second call was served from the cache
+    assert losses(a.history) == losses(b.history)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    train_or_load(mc, tiny_train_config(max_steps=6), small_corpus, verbose=False)
+    assert len(runs) == 2  # another config: trained
+    monkeypatch.setattr(ckpt, "lib_fingerprint", lambda: "lib changed")
+    train_or_load(mc, tiny_train_config(max_steps=5), small_corpus, verbose=False)
+    assert len(runs) == 3  # lib changed: trained again
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_cuda_in_bf16(small_corpus):
+    t = trainer(small_corpus, device="cuda", max_steps=30, lr=1e-2)
+    assert t.dtype == torch.bfloat16
+    history = t.run()
+    assert history["eval"][-1]["val_loss"] < history["eval"][0]["val_loss"]
+    assert all(math.isfinite(r["loss"]) for r in history["train"])
