@@ -31,6 +31,14 @@ def text_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def small_checkpoint(text_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt")
+    res = run("lib.train", "--data", str(text_file), "--out", str(out), "--max-steps", "5", *TINY)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
 def test_help_explains_every_flag():
     from lib.model import GPTConfig
     from lib.train import TrainConfig
@@ -89,10 +97,8 @@ def test_train_then_sample(text_file, tmp_path):
         (["--tokens", "-3"], "--tokens must be >= 0"),
     ],
 )
-def test_bad_sample_input_gives_one_line_errors(text_file, tmp_path_factory, args, pattern):
-    out = tmp_path_factory.mktemp("ckpt")
-    run("lib.train", "--data", str(text_file), "--out", str(out), "--max-steps", "5", *TINY)
-    res = run("lib.sample", "--checkpoint", str(out), *args)
+def test_bad_sample_input_gives_one_line_errors(small_checkpoint, args, pattern):
+    res = run("lib.sample", "--checkpoint", str(small_checkpoint), *args)
     assert res.returncode == 2 and pattern in res.stderr and "Traceback" not in res.stderr
 
 
