@@ -99,6 +99,22 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
 
+    @torch.no_grad()
+    def attention_pattern(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention weights softmax(q k^T / sqrt(head_dim)) with the causal mask, written out.
+
+        x is the block's input after ln_1, (B, T, C); returns (B, n_head, T, T), each row a
+        distribution over the positions <= its own. forward() computes the same thing fused.
+        """
+        B, T, C = x.shape
+        q, k, _ = self.c_attn(x).split(C, dim=2)  # 2 x (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(C // self.n_head)  # (B, n_head, T, T)
+        future = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), diagonal=1)
+        return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward network: widen 4x, GELU, project back."""
 

@@ -122,19 +122,39 @@ class TrainingDiverged(FloatingPointError):
 
 
 @torch.no_grad()
-def estimate_loss(model: GPT, batches, device, dtype=None) -> float:
-    """Mean loss over fixed batches, in eval mode (no dropout); restores the mode it found."""
+def estimate_loss(model: GPT, batches, device, dtype=None, weighted: bool = False) -> float:
+    """Mean loss over fixed batches, in eval mode (no dropout); restores the mode it found.
+
+    weighted=True weighs each batch by its number of tokens (for a last, smaller batch).
+    """
     was_training = model.training
     model.eval()
     try:
-        total = 0.0
+        total, count = 0.0, 0
         for x, y in batches:
             x, y = x.to(device), y.to(device)
             with autocast(device, dtype):
-                total += lm_loss(model(x), y).item()
-        return total / len(batches)
+                loss = lm_loss(model(x), y).item()
+            n = y.numel() if weighted else 1
+            total, count = total + loss * n, count + n
+        return total / count
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def split_loss(model: GPT, data: torch.Tensor, batch_size: int = 64, device=None, dtype=None) -> float:
+    """Mean loss over a whole split, cut into non-overlapping windows of block_size.
+
+    Every token of the split (but the last few that do not fill a window) is predicted once,
+    so this is the split's true loss, not an estimate from random batches.
+    """
+    from .data import WindowDataset
+
+    device = device or next(model.parameters()).device
+    windows = WindowDataset(data, model.config.block_size)
+    loader = torch.utils.data.DataLoader(windows, batch_size=batch_size, shuffle=False)
+    return estimate_loss(model, loader, device, dtype, weighted=True)
 
 
 _PEAK: dict = {}
@@ -429,6 +449,26 @@ def train_or_load(model_config: GPTConfig, config: TrainConfig, corpus, *,
     trainer.run(callback=callback, callback_interval=callback_interval)
     trainer.save(path)
     return trainer
+
+
+def course_run(device: str = "auto", verbose: bool = True) -> tuple[Trainer, "object"]:
+    """The course's main model, shared by the lessons: (trainer, corpus).
+
+    The `shakespeare-char-cpu` preset (the `shakespeare-char-gpu` preset on a CUDA GPU),
+    trained on Tiny Shakespeare once and then served from the run cache.
+    """
+    from .data import load_char_corpus
+
+    dev = pick_device(device)
+    model_config, config = PRESETS[course_preset(dev)]
+    config = dataclasses.replace(config, device=dev.type, progress=False)
+    corpus = load_char_corpus()
+    return train_or_load(model_config, config, corpus, verbose=verbose), corpus
+
+
+def course_preset(device) -> str:
+    """The preset the course trains on this device: the GPU one on CUDA, else the CPU one."""
+    return "shakespeare-char-gpu" if torch.device(device).type == "cuda" else "shakespeare-char-cpu"
 
 
 # --------------------------------------------------------------------------- presets and CLI

@@ -240,3 +240,17 @@ def test_bf16_forward_on_gpu():
     ref = model(idx)
     assert logits.dtype == torch.bfloat16
     assert (logits.float() - ref).abs().max().item() < 0.05
+
+
+def test_attention_pattern_is_causal_and_matches_the_fused_attention():
+    model = tiny().eval()
+    attn = model.transformer.h[0].attn
+    x = torch.randn(2, 10, 32)
+    pattern = attn.attention_pattern(x)
+    assert pattern.shape == (2, 2, 10, 10)
+    assert torch.allclose(pattern.sum(-1), torch.ones(2, 2, 10))
+    assert torch.all(pattern.triu(diagonal=1) == 0)
+    # pattern @ v, through c_proj, is what the fused forward computes
+    v = attn.c_attn(x).split(32, dim=2)[2].view(2, 10, 2, 16).transpose(1, 2)
+    y = (pattern @ v).transpose(1, 2).reshape(2, 10, 32)
+    assert torch.allclose(attn.c_proj(y), attn(x), atol=1e-5)

@@ -207,3 +207,15 @@ def test_trains_on_cuda_in_bf16(small_corpus):
     history = t.run()
     assert history["eval"][-1]["val_loss"] < history["eval"][0]["val_loss"]
     assert all(math.isfinite(r["loss"]) for r in history["train"])
+
+
+def test_split_loss_covers_the_whole_split(small_corpus):
+    from lib.train import split_loss
+    from lib.data import WindowDataset
+    from lib.model import lm_loss
+
+    t = trainer(small_corpus)
+    data = small_corpus.val
+    windows = WindowDataset(data, 16)
+    manual = sum(lm_loss(t.model.eval()(x[None]), y[None]).item() for x, y in windows) / len(windows)
+    assert split_loss(t.model, data, batch_size=7) == pytest.approx(manual, rel=1e-5)
