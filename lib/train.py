@@ -296,7 +296,10 @@ class Trainer:
 
         `callback(trainer)` is called every `callback_interval` steps (e.g. to print a sample).
         """
-        from tqdm.auto import tqdm
+        if c.progress:
+            from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
+        else:
+            from tqdm import tqdm  # disabled below; tqdm.auto would warn without ipywidgets
 
         c = self.config
         flops_per_token = self.model.flops_per_token()
