@@ -27,3 +27,18 @@ def figure(title: str, xlabel: str, ylabel: str, *, size=(6.4, 3.6), ax=None):
     ax.grid(True, alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     return fig, ax
+
+
+def ema(values, beta: float = 0.98):
+    """Exponential moving average, bias-corrected so the start is not dragged towards zero.
+
+    ema[t] = (1 - beta) * sum_k beta^k * values[t - k], divided by (1 - beta^(t + 1)).
+    With beta = 0.98 it averages over roughly the last 1 / (1 - beta) = 50 values.
+    """
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"beta must be in [0, 1), got {beta}")
+    out, avg = [], 0.0
+    for t, v in enumerate(values):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta ** (t + 1)))
+    return out

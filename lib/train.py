@@ -294,18 +294,20 @@ class Trainer:
             callback_interval: int = 0) -> dict:
         """Train until `max_steps` (or `max_time`); returns the history.
 
-        `callback(trainer)` is called every `callback_interval` steps (e.g. to print a sample).
+        `callback(trainer)` is called every `callback_interval` steps (e.g. to print a sample),
+        and once before the first step of a fresh run (step 0).
         """
+        c = self.config
         if c.progress:
             from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
         else:
             from tqdm import tqdm  # disabled below; tqdm.auto would warn without ipywidgets
-
-        c = self.config
         flops_per_token = self.model.flops_per_token()
         peak = measured_peak_flops(self.device, self.dtype)
         if not self.history["eval"] or self.history["eval"][-1]["step"] != self.step:
             self.evaluate()
+        if callback is not None and callback_interval and self.step == 0:
+            callback(self)
         self.model.train()
         bar = tqdm(total=c.max_steps, initial=self.step, disable=not c.progress,
                    desc=f"training on {self.device.type}", unit="step", mininterval=1.0)
@@ -422,12 +424,14 @@ def load_model(path, device: str = "auto") -> tuple[GPT, CharTokenizer | None, d
 
 
 def train_or_load(model_config: GPTConfig, config: TrainConfig, corpus, *,
-                  callback=None, callback_interval: int = 0, verbose: bool = True) -> Trainer:
+                  callback=None, callback_interval: int = 0, verbose: bool = True,
+                  retrain: bool = False) -> Trainer:
     """The trainer of this exact run, from the cache if it was trained before, else trained now.
 
     The cache key covers the model config, the train config, the corpus checksum, the device
     type and a fingerprint of lib's source, so a change to any of them trains anew: a cached
-    run is never stale. The cache lives in `lib.data.cache_dir() / "runs"`.
+    run is never stale. The cache lives in `lib.data.cache_dir() / "runs"`. `retrain=True`
+    trains even when a cached run exists, and replaces it.
     """
     from .data import cache_dir
 
@@ -436,7 +440,7 @@ def train_or_load(model_config: GPTConfig, config: TrainConfig, corpus, *,
     key = ckpt.run_key(model_config.to_dict(), settings, corpus.sha256, device.type,
                        ckpt.lib_fingerprint())
     path = cache_dir() / "runs" / key / ckpt.CHECKPOINT_FILE
-    if path.exists():
+    if path.exists() and not retrain:
         try:
             trainer = Trainer.resume(path, corpus.train, corpus.val)
             if verbose:
@@ -454,19 +458,43 @@ def train_or_load(model_config: GPTConfig, config: TrainConfig, corpus, *,
     return trainer
 
 
-def course_run(device: str = "auto", verbose: bool = True) -> tuple[Trainer, "object"]:
+def course_run(device: str = "auto", verbose: bool = True, progress: bool = False,
+               retrain: bool = False) -> tuple[Trainer, "object"]:
     """The course's main model, shared by the lessons: (trainer, corpus).
 
     The `shakespeare-char-cpu` preset (the `shakespeare-char-gpu` preset on a CUDA GPU),
-    trained on Tiny Shakespeare once and then served from the run cache.
+    trained on Tiny Shakespeare once and then served from the run cache. While it trains, a
+    sample is written before the first step and after each quarter of the steps, into
+    `trainer.history["samples"]` (rows of step and text). `retrain=True` trains it anew.
     """
     from .data import load_char_corpus
 
     dev = pick_device(device)
     model_config, config = PRESETS[course_preset(dev)]
-    config = dataclasses.replace(config, device=dev.type, progress=False)
+    config = dataclasses.replace(config, device=dev.type, progress=progress)
     corpus = load_char_corpus()
-    return train_or_load(model_config, config, corpus, verbose=verbose), corpus
+    record = sample_recorder(corpus.tokenizer, prompt="\n", length=200, seed=0)
+    trainer = train_or_load(model_config, config, corpus, callback=record,
+                            callback_interval=max(1, config.max_steps // 4), verbose=verbose,
+                            retrain=retrain)
+    return trainer, corpus
+
+
+def sample_recorder(tokenizer, prompt: str = "\n", length: int = 200, seed: int = 0):
+    """A callback for `Trainer.run` that appends a sample to `history["samples"]`.
+
+    Every sample starts from the same prompt with the same seed, so the samples differ only
+    because the model changed. The seeded generator leaves the training's random state alone.
+    """
+    from .sampling import generate
+
+    def record(trainer: Trainer) -> None:
+        idx = torch.tensor([tokenizer.encode(prompt)], device=trainer.device)
+        out = generate(trainer.model, idx, length, generator=torch.Generator().manual_seed(seed))
+        trainer.history.setdefault("samples", []).append(
+            {"step": trainer.step, "text": tokenizer.decode(out[0, len(prompt):])})
+
+    return record
 
 
 def course_preset(device) -> str:
@@ -482,13 +510,14 @@ PRESETS: dict[str, tuple[GPTConfig, TrainConfig]] = {
         GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
         TrainConfig(max_steps=2500, batch_size=16, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
                     weight_decay=0.1, beta2=0.99, eval_interval=250, eval_batches=20,
-                    max_time=0.0),
+                    log_interval=1),
     ),
     # The classic character-level model: 6 layers, 384 wide, context 256 (a few minutes on a GPU).
     "shakespeare-char-gpu": (
         GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
         TrainConfig(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1,
-                    weight_decay=0.1, beta2=0.99, eval_interval=250, eval_batches=200),
+                    weight_decay=0.1, beta2=0.99, eval_interval=250, eval_batches=200,
+                    log_interval=1),
     ),
 }
 

@@ -103,7 +103,7 @@ def test_evaluation_is_in_eval_mode_and_restores_train_mode(small_corpus):
 def test_callback_every_n_steps(small_corpus):
     seen = []
     trainer(small_corpus, max_steps=20).run(callback=lambda tr: seen.append(tr.step), callback_interval=7)
-    assert seen == [7, 14]
+    assert seen == [0, 7, 14]  # once before the first step, then every 7 steps
 
 
 def test_time_budget_stops_training(small_corpus):
@@ -121,6 +121,8 @@ def test_gradient_clipping_caps_the_update(small_corpus):
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(small_corpus, tmp_path):
     def poison(tr):
+        if tr.step != 3:
+            return
         with torch.no_grad():
             tr.model.transformer.wte.weight.fill_(float("nan"))
 
@@ -139,7 +141,8 @@ def test_interrupted_and_resumed_run_is_identical(small_corpus, tmp_path):
         pass
 
     def stop(tr):
-        raise Stop
+        if tr.step == 15:
+            raise Stop
 
     t = trainer(small_corpus, model_overrides={"dropout": 0.1}, checkpoint_interval=10,
                 out_dir=str(tmp_path))
@@ -219,3 +222,14 @@ def test_split_loss_covers_the_whole_split(small_corpus):
     windows = WindowDataset(data, 16)
     manual = sum(lm_loss(t.model.eval()(x[None]), y[None]).item() for x, y in windows) / len(windows)
     assert split_loss(t.model, data, batch_size=7) == pytest.approx(manual, rel=1e-5)
+
+
+def test_sample_recorder_leaves_the_trajectory_alone(small_corpus):
+    from lib.train import sample_recorder
+
+    plain = trainer(small_corpus, model_overrides={"dropout": 0.1}).run()
+    t = trainer(small_corpus, model_overrides={"dropout": 0.1})
+    recorded = t.run(callback=sample_recorder(small_corpus.tokenizer, "The ", 20), callback_interval=10)
+    assert losses(plain) == losses(recorded)
+    assert [s["step"] for s in recorded["samples"]] == [0, 10, 20, 30]
+    assert all(len(s["text"]) == 20 for s in recorded["samples"])
