@@ -12,6 +12,7 @@ Command line: `python -m lib.train --help`.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import inspect
 import math
@@ -169,8 +170,10 @@ def measured_peak_flops(device: torch.device, dtype=None, seconds: float = 0.3) 
     key = (str(device), dtype)
     if key not in _PEAK:
         n = 1024 if device.type == "cpu" else 8192
-        a = torch.randn(n, n, device=device, dtype=dtype or torch.float32)
-        b = torch.randn(n, n, device=device, dtype=dtype or torch.float32)
+        g = torch.Generator(device=device).manual_seed(0)  # never touch the global random state:
+        a = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)  # training
+        b = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)  # must not
+        # depend on whether this measurement ran before it
         a @ b  # warm up
         _sync(device)
         reps, t0 = 0, time.perf_counter()
@@ -383,7 +386,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as err:
             raise ckpt.CheckpointError(f"The checkpoint does not fit this model: {err}") from err
-        self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.history = copy.deepcopy(state["history"])  # this trainer's own: state may be reused
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])

@@ -233,3 +233,26 @@ def test_sample_recorder_leaves_the_trajectory_alone(small_corpus):
     assert losses(plain) == losses(recorded)
     assert [s["step"] for s in recorded["samples"]] == [0, 10, 20, 30]
     assert all(len(s["text"]) == 20 for s in recorded["samples"])
+
+
+def test_measuring_the_peak_leaves_the_random_state_alone(small_corpus):
+    """The first run in a process measures the machine's peak; that must not change its losses."""
+    import lib.train as lt
+
+    lt._PEAK.clear()
+    first = trainer(small_corpus, model_overrides={"dropout": 0.1}).run()  # measures the peak
+    second = trainer(small_corpus, model_overrides={"dropout": 0.1}).run()  # uses the cached peak
+    assert losses(first) == losses(second)
+
+
+def test_two_trainers_loaded_from_one_state_do_not_share_history(small_corpus, tmp_path):
+    trainer(small_corpus, max_steps=4, warmup_steps=0, out_dir=str(tmp_path)).run()
+    state = ckpt.load_checkpoint(tmp_path)
+    a = trainer(small_corpus, max_steps=8, warmup_steps=0)
+    b = trainer(small_corpus, max_steps=8, warmup_steps=0)
+    a.load_state_dict(state)
+    b.load_state_dict(state)
+    before = len(state["history"]["train"])
+    a.run()
+    assert len(a.history["train"]) > before
+    assert len(b.history["train"]) == len(state["history"]["train"]) == before
