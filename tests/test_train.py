@@ -256,3 +256,12 @@ def test_two_trainers_loaded_from_one_state_do_not_share_history(small_corpus, t
     a.run()
     assert len(a.history["train"]) > before
     assert len(b.history["train"]) == len(state["history"]["train"]) == before
+
+
+def test_measured_peak_is_positive_and_cached():
+    import lib.train as lt
+
+    lt._PEAK.clear()
+    peak = lt.measured_peak_flops(torch.device("cpu"), seconds=0.05, trials=2)
+    assert peak > 1e8  # any CPU multiplies faster than 0.1 GFLOP/s
+    assert lt.measured_peak_flops(torch.device("cpu")) == peak  # measured once per process
