@@ -37,6 +37,12 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     the new one, never half of one.
     """
     target = checkpoint_file(path)
+    if target.is_dir():
+        raise CheckpointError(f"Cannot save the checkpoint: {target} is a folder.")
+    if target.exists() and not _looks_like_a_checkpoint(target):
+        raise CheckpointError(  # never overwrite a learner's file with a checkpoint
+            f"Refusing to overwrite {target}: it exists and is not a PyTorch checkpoint. "
+            "Save into a new folder instead.")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     try:
@@ -50,6 +56,12 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
             os.unlink(tmp)
         raise
     return target
+
+
+def _looks_like_a_checkpoint(path: Path) -> bool:
+    """torch.save writes a zip archive; anything else at the target is somebody's file."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04" or path.stat().st_size == 0
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -16,7 +16,7 @@ import torch
 from . import data
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import GPTConfig
-from .train import PRESETS, TrainConfig, Trainer, TrainingDiverged, add_config_flags, load_model
+from .train import MAX_SEED, PRESETS, TrainConfig, Trainer, TrainingDiverged, add_config_flags, load_model
 
 USER_ERRORS = (ValueError, TypeError, data.CorpusError, CheckpointError, OSError)
 
@@ -109,7 +109,7 @@ def train_main(argv: list[str] | None = None) -> None:
     last = trainer.history["eval"][-1]
     print(f"step {last['step']}: train loss {last['train_loss']:.4f}, "
           f"val loss {last['val_loss']:.4f} ({trainer.elapsed:.0f} s of training)")
-    print(f"checkpoint: {Path(trainer.config.out_dir) / 'ckpt.pt'}")
+    print(f"checkpoint: {trainer.checkpoint_path}")
 
 
 def sample_parser() -> argparse.ArgumentParser:
@@ -142,6 +142,8 @@ def sample_main(argv: list[str] | None = None) -> None:
         check_sampling_args(args.temperature, args.top_k, args.top_p)
         if args.tokens < 0:
             raise ValueError(f"--tokens must be >= 0, got {args.tokens}")
+        if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+            raise ValueError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
         model, tokenizer, _ = load_model(args.checkpoint, args.device)
         if tokenizer is None:
             raise CheckpointError(f"{args.checkpoint} holds no tokenizer, so text cannot be encoded")

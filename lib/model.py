@@ -14,6 +14,7 @@ Conv1D layers (see `GPT.from_hf_state_dict` and `GPT.to_hf_state_dict`).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -53,8 +54,10 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
         if not isinstance(self.bias, bool):
             raise TypeError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
-        if not (isinstance(self.layer_norm_eps, (int, float)) and 0 < self.layer_norm_eps < 1):
-            raise ValueError(f"GPTConfig.layer_norm_eps must be in (0, 1), got {self.layer_norm_eps}")
+        if isinstance(self.layer_norm_eps, bool) or not isinstance(self.layer_norm_eps, (int, float)):
+            raise TypeError(f"GPTConfig.layer_norm_eps must be a float, got {self.layer_norm_eps!r}")
+        if not 1e-12 <= self.layer_norm_eps < 1:  # smaller ones vanish in float32 arithmetic
+            raise ValueError(f"GPTConfig.layer_norm_eps must be in [1e-12, 1), got {self.layer_norm_eps}")
 
     @property
     def head_dim(self) -> int:
@@ -153,6 +156,7 @@ class GPT(nn.Module):
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
         self.config = config
+        self.estimate_parameters(config)  # too big for this machine: a clear error, not an OOM
         self.transformer = nn.ModuleDict(
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embedding
@@ -166,6 +170,44 @@ class GPT(nn.Module):
         self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix, used twice
         self.apply(self._init_weights)
         self._scale_residual_projections()
+
+    # ------------------------------------------------------------------ size, before building
+
+    @staticmethod
+    def estimate_parameters_unchecked(config: GPTConfig) -> int:
+        """The parameter count of GPT(config), from the config alone (exact; tested)."""
+        d, L, b = config.n_embd, config.n_layer, int(config.bias)
+        per_block = (
+            2 * (d + b * d)  # two LayerNorms
+            + d * 3 * d + b * 3 * d + d * d + b * d  # attention: c_attn, c_proj
+            + d * 4 * d + b * 4 * d + 4 * d * d + b * d  # MLP: c_fc, c_proj
+        )
+        return config.vocab_size * d + config.block_size * d + L * per_block + d + b * d
+
+    @staticmethod
+    def memory_budget_bytes(device: torch.device) -> int:
+        """Memory a model's weights may take: the GPU's memory, or the machine's RAM."""
+        if device.type == "cuda":
+            return torch.cuda.get_device_properties(device).total_memory
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # not POSIX: no limit we can read
+            return 2**62
+
+    @classmethod
+    def estimate_parameters(cls, config: GPTConfig, device: torch.device | str = "cpu") -> int:
+        """The parameter count, or a ValueError when the fp32 weights alone would not fit in
+        memory (a typo such as n_embd=38400 should say so, not crash inside the allocator)."""
+        n = cls.estimate_parameters_unchecked(config)
+        budget = cls.memory_budget_bytes(torch.device(device))
+        if 4 * n > budget:
+            raise ValueError(
+                f"GPTConfig(n_layer={config.n_layer}, n_embd={config.n_embd}, vocab_size="
+                f"{config.vocab_size}, block_size={config.block_size}) has {n:,} parameters: "
+                f"{4 * n / 2**30:,.1f} GiB for the weights alone, more than this machine's "
+                f"{budget / 2**30:,.1f} GiB. Make n_embd, n_layer, vocab_size or block_size smaller."
+            )
+        return n
 
     # ------------------------------------------------------------------ initialisation
 

@@ -17,8 +17,8 @@ def check_sampling_args(temperature: float = 1.0, top_k: int | None = None,
     """Raise a ValueError/TypeError that says what is allowed, for any bad sampling setting."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
         raise TypeError(f"temperature must be a number >= 0, got {temperature!r}")
-    if not (temperature >= 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
+    if not (temperature >= 0 and temperature <= 1e300 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number in [0, 1e300] (0 = greedy), got {temperature}")
     if top_k is not None:
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise TypeError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
@@ -31,6 +31,15 @@ def check_sampling_args(temperature: float = 1.0, top_k: int | None = None,
             raise ValueError(f"top_p must be in (0, 1] (1 = no filter), got {top_p}")
 
 
+def _check_logits(logits: torch.Tensor) -> None:
+    """Logits may hold -inf (a token ruled out) but not NaN or +inf, and never rule out all."""
+    if torch.isnan(logits).any() or torch.isposinf(logits).any():
+        raise ValueError("logits must not contain NaN or +inf: the model's output is broken "
+                         "(a diverged training run?); retrain it or load a good checkpoint")
+    if torch.isneginf(logits).all(-1).any():
+        raise ValueError("logits must leave at least one token possible; a row is all -inf")
+
+
 def filter_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None) -> torch.Tensor:
     """The probability distribution a sampler draws from, over the last dimension of `logits`.
@@ -40,10 +49,14 @@ def filter_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | No
     probable tokens whose probability reaches p; never empty). What is kept is renormalised.
     """
     check_sampling_args(temperature, top_k, top_p)
+    _check_logits(logits)
     logits = logits.float()
     if temperature == 0:
         return F.one_hot(logits.argmax(-1), logits.size(-1)).to(logits.dtype)
-    logits = logits / temperature
+    # Shift so the largest logit is 0 before dividing: the softmax is unchanged, and a tiny
+    # temperature sends the others to -inf instead of turning everything into inf and NaN.
+    shifted = logits - logits.amax(-1, keepdim=True)
+    logits = torch.where(shifted == 0, shifted, shifted / float(temperature))  # 0 / tiny is 0
     if top_k is not None and top_k < logits.size(-1):
         kept = torch.topk(logits, top_k, dim=-1).indices
         mask = torch.ones_like(logits, dtype=torch.bool).scatter_(-1, kept, False)
@@ -53,6 +66,7 @@ def filter_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | No
         sorted_p, order = torch.sort(probs, dim=-1, descending=True)
         before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # mass of the tokens ranked above
         drop_sorted = before >= top_p  # the set reached p already without this token
+        drop_sorted[..., 0] = False  # the most probable token always stays (p may round to 0)
         drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
         probs = probs.masked_fill(drop, 0.0)
         probs = probs / probs.sum(-1, keepdim=True)
@@ -70,6 +84,7 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     """One next token per row of `logits` (..., V) -> (...,) long. Temperature 0 is greedy."""
     check_sampling_args(temperature, top_k, top_p)
     if temperature == 0:
+        _check_logits(logits)
         return logits.argmax(-1)
     probs = filter_probs(logits, temperature, top_k, top_p)
     flat = probs.reshape(-1, probs.size(-1))

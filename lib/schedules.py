@@ -82,7 +82,7 @@ SCHEDULES: dict[str, Callable[..., float]] = {
 def check_schedule_args(name: str, total_steps: int, warmup_steps: int = 0, floor: float = 0.0,
                         decay_fraction: float = 0.2) -> None:
     """Raise a ValueError/TypeError naming the bad setting and what is allowed."""
-    if name not in SCHEDULES:
+    if not isinstance(name, str) or name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
     for field, value in (("total_steps", total_steps), ("warmup_steps", warmup_steps)):
         if isinstance(value, bool) or not isinstance(value, int):

@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import inspect
 import math
+import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -27,8 +28,10 @@ from . import checkpoint as ckpt
 from .data import CharTokenizer, get_batch
 from .device import autocast, autocast_dtype, describe, pick_device
 from .model import GPT, GPTConfig, lm_loss
-from .schedules import check_schedule_args, get_schedule
+from .schedules import SCHEDULES, check_schedule_args, get_schedule
 
+MAX_SEED = 2**32 - 1
+MAX_EVAL_BATCHES = 10_000
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -82,12 +85,27 @@ class TrainConfig:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ValueError(
                 f"TrainConfig.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if self.eval_batches > MAX_EVAL_BATCHES:
+            raise ValueError(f"TrainConfig.eval_batches must be in [1, {MAX_EVAL_BATCHES}] (they "
+                             f"are built once and kept), got {self.eval_batches}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"TrainConfig.seed must be in [0, {MAX_SEED}], got {self.seed}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule must be one of {', '.join(SCHEDULES)}; "
+                             f"Unknown schedule {self.schedule!r}")
+        if self.warmup_steps > self.max_steps:
+            raise ValueError(f"TrainConfig.warmup_steps ({self.warmup_steps}) must be <= "
+                             f"max_steps ({self.max_steps})")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"TrainConfig.min_lr_ratio (the final LR as a fraction of the peak) "
+                             f"must be in [0, 1], got {self.min_lr_ratio}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"TrainConfig.decay_fraction must be in (0, 1], got {self.decay_fraction}")
         try:
             check_schedule_args(self.schedule, self.max_steps, self.warmup_steps,
                                 self.min_lr_ratio, self.decay_fraction)
-        except (ValueError, TypeError) as err:
-            raise type(err)(f"TrainConfig: {err} (fields schedule, max_steps, warmup_steps, "
-                            "min_lr_ratio, decay_fraction)") from None
+        except (ValueError, TypeError) as err:  # what is left: wsd's warmup + decay > max_steps
+            raise type(err)(f"TrainConfig.decay_fraction and warmup_steps: {err}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -215,6 +233,9 @@ class Trainer:
         if tokenizer is not None and tokenizer.vocab_size > model_config.vocab_size:
             raise ValueError(f"The tokenizer has {tokenizer.vocab_size} tokens but GPTConfig.vocab_size "
                              f"is {model_config.vocab_size}: set vocab_size={tokenizer.vocab_size}")
+        if config.out_dir and os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
+            raise ValueError(f"TrainConfig.out_dir {config.out_dir!r} is a file; out_dir must be a "
+                             "folder (ckpt.pt is written inside it)")
         self.device = pick_device(config.device)
         self.dtype = autocast_dtype(self.device) if config.dtype == "auto" else DTYPES[config.dtype]
 
@@ -347,13 +368,13 @@ class Trainer:
                 if callback is not None and callback_interval and self.step % callback_interval == 0:
                     callback(self)
                 if c.out_dir and c.checkpoint_interval and self.step % c.checkpoint_interval == 0:
-                    self.save(c.out_dir)
+                    self.save(self.checkpoint_path)
                 if done:
                     break
         finally:
             bar.close()
         if c.out_dir:
-            self.save(c.out_dir)
+            self.save(self.checkpoint_path)
         return self.history
 
     # ------------------------------------------------------------------ checkpoints
@@ -375,6 +396,11 @@ class Trainer:
             },
             "history": self.history,
         }
+
+    @property
+    def checkpoint_path(self) -> str:
+        """Where `run()` saves: ckpt.pt inside the config's out_dir folder."""
+        return os.path.join(self.config.out_dir, ckpt.CHECKPOINT_FILE)
 
     def save(self, path):
         """Write the checkpoint atomically to `path` (a folder gets ckpt.pt); returns the file."""

@@ -109,3 +109,14 @@ def test_no_torch_load_without_weights_only():
     for path in lib_dir.glob("*.py"):
         for call in re.findall(r"torch\.load\([^)]*\)", path.read_text()):
             assert "weights_only=True" in call, f"{path.name}: {call}"
+
+
+def test_save_never_overwrites_a_file_that_is_not_a_checkpoint(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    with pytest.raises(ckpt.CheckpointError, match="Refusing to overwrite"):
+        ckpt.save_checkpoint({"step": 1}, notes)
+    assert notes.read_text() == "keep me"
+    ckpt.save_checkpoint({"step": 1}, tmp_path / "run.pt")
+    ckpt.save_checkpoint({"step": 2}, tmp_path / "run.pt")  # a checkpoint is replaced, as it should
+    assert ckpt.load_checkpoint(tmp_path / "run.pt")["step"] == 2

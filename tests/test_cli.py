@@ -95,10 +95,64 @@ def test_train_then_sample(text_file, tmp_path):
         (["--top-k", "0"], "top_k must be >= 1"),
         (["--top-p", "1.5"], "top_p must be in"),
         (["--tokens", "-3"], "--tokens must be >= 0"),
+        (["--tokens", "abc"], "invalid int value: 'abc'"),
+        (["--seed", str(10**30)], "--seed must be in"),
+        (["--seed", "-1"], "--seed must be in"),
+        (["--device", "bogus"], "Unknown device 'bogus'"),
+        (["--temperature", "nan"], "temperature must be a finite number"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
 def test_bad_sample_input_gives_one_line_errors(small_checkpoint, args, pattern):
     res = run("lib.sample", "--checkpoint", str(small_checkpoint), *args)
+    assert res.returncode == 2 and pattern in res.stderr and "Traceback" not in res.stderr
+
+
+def test_sample_with_an_empty_or_over_long_prompt(small_checkpoint):
+    empty = run("lib.sample", "--checkpoint", str(small_checkpoint), "--prompt", "", "--tokens", "5")
+    assert empty.returncode == 0, empty.stderr  # an empty prompt starts from a newline
+    long = run("lib.sample", "--checkpoint", str(small_checkpoint), "--prompt", "the king " * 20,
+               "--tokens", "5")  # 180 characters, the context is 16: the model reads the last 16
+    assert long.returncode == 0 and long.stdout.startswith("the king " * 20), long.stderr
+
+
+@pytest.mark.parametrize("make", ["folder named ckpt.pt", "not a checkpoint", "no tokenizer"])
+def test_sample_refuses_unusable_checkpoint_folders(tmp_path, small_checkpoint, make):
+    if make == "folder named ckpt.pt":
+        (tmp_path / "ckpt.pt").mkdir()
+    elif make == "not a checkpoint":
+        import torch
+        torch.save({"weights": torch.zeros(2)}, tmp_path / "ckpt.pt")
+    else:
+        state = ckpt.load_checkpoint(small_checkpoint)
+        ckpt.save_checkpoint({**state, "tokenizer": None}, tmp_path)
+    res = run("lib.sample", "--checkpoint", str(tmp_path))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_train_never_overwrites_a_file_given_as_out(text_file, tmp_path):
+    precious = tmp_path / "notes.txt"
+    precious.write_text("a learner's notes")
+    res = run("lib.train", "--data", str(text_file), "--out", str(precious), "--max-steps", "5", *TINY)
+    assert res.returncode == 2 and "out_dir" in res.stderr and "Traceback" not in res.stderr
+    assert precious.read_text() == "a learner's notes"
+
+
+@pytest.mark.parametrize(
+    "content, pattern",
+    [("", "holds 0 characters"), ("hello world\n", "fewer than one window"),
+     (None, "cannot read it"), (b"\xff\xfe\x00bad", "not a UTF-8 text file")],
+)
+def test_unusable_corpus_files_give_one_line_errors(tmp_path, content, pattern):
+    path = tmp_path / "corpus.txt"
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    res = run("lib.train", "--data", str(path), *TINY)
     assert res.returncode == 2 and pattern in res.stderr and "Traceback" not in res.stderr
 
 
