@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test unit lessons lab clean
+.PHONY: book test unit browser-test lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo
 	@echo "The book is built. Open it in a browser: file://$(CURDIR)/_build/html/index.html"
+
+browser-test: $(STAMP)   # after `make book`: every page in headless Chromium
+	$(BIN)/python -m pytest -m browser tests
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab lessons

@@ -42,3 +42,13 @@ def tiny_train_config(**overrides) -> TrainConfig:
     base = dict(max_steps=30, batch_size=8, lr=3e-3, warmup_steps=5, eval_interval=10,
                 eval_batches=2, log_interval=5, device="cpu", progress=False, seed=0)
     return TrainConfig(**{**base, **overrides})
+
+
+def pytest_collection_modifyitems(config, items):
+    """The browser tests need a built book: they run only when asked for (`-m browser`)."""
+    if "browser" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="opens the built book in a browser: run `make browser-test`")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,192 @@
+"""The built book, opened page by page in a real browser (headless Chromium), as a reader does.
+
+Run it after `make book`:  make browser-test  (= pytest -m browser tests)
+
+It serves `_build/html` on localhost and drives Debian's chromium and chromedriver
+(`apt-get install chromium chromium-driver`) through Selenium, given their paths, so nothing
+downloads a browser. Without a built book or a browser it is skipped, unless
+COURSE_REQUIRE_BROWSER=1 (set by CI), which makes a missing piece a failure.
+
+Checked on every page: no JavaScript error in the console, every image loaded, no cell output
+holding a traceback or an error, every link to a local page (and its #anchor) exists. On the
+sampling lesson: moving the temperature slider changes the picture. A screenshot of each page is
+written to `_build/screenshots/` for review.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+REQUIRED = os.environ.get("COURSE_REQUIRE_BROWSER") == "1"
+
+pytestmark = pytest.mark.browser
+
+
+def _missing() -> str | None:
+    if not (HTML / "index.html").exists():
+        return f"no built book at {HTML} (run `make book` first)"
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            return f"{path} not found (apt-get install chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -r requirements.txt)"
+    return None
+
+
+def pages() -> list[Path]:
+    """Every page of the book: the HTML files outside Sphinx's own asset folders."""
+    if not HTML.exists():
+        return []
+    skip = {"_static", "_sources", "_images", "_downloads", "_sphinx_design_static"}
+    return sorted(p for p in HTML.rglob("*.html") if not skip & set(p.relative_to(HTML).parts))
+
+
+@pytest.fixture(scope="module")
+def server():
+    reason = _missing()
+    if reason:
+        if REQUIRED:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest's output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 "--window-size=1280,900", "--hide-scrollbars"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def _is_external_load_failure(entry: dict) -> bool:
+    """A resource from the internet (MathJax's CDN) that could not load on an offline machine:
+    not an error of the book. A failure to load one of the book's own files still counts."""
+    message = entry.get("message", "")
+    urls = re.findall(r"https?://[^\s\"')]+", message)
+    return bool(urls) and all("127.0.0.1" not in u for u in urls) and (
+        "Failed to load resource" in message or "net::ERR_" in message)
+
+
+def _open(driver, url: str) -> list[dict]:
+    """Load a page, let it settle, and return what it wrote to the console at level SEVERE."""
+    driver.get_log("browser")  # drop what earlier pages left
+    driver.get(url)
+    for _ in range(100):
+        if driver.execute_script("return document.readyState") == "complete":
+            break
+        time.sleep(0.05)
+    driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")  # lazy content
+    time.sleep(0.3)
+    driver.execute_script("window.scrollTo(0, 0)")
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _screenshot(driver, name: str) -> None:
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, max(900, min(int(height), 12000)))
+    driver.save_screenshot(str(SHOTS / name))
+    driver.set_window_size(1280, 900)
+
+
+def _ids_in(path: Path) -> set[str]:
+    return set(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8", errors="replace")))
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(HTML)))
+def test_page_in_a_browser(browser, server, page):
+    rel = page.relative_to(HTML).as_posix()
+    url = urljoin(server, rel)
+    errors = [e for e in _open(browser, url) if not _is_external_load_failure(e)]
+    assert errors == [], f"JavaScript console errors on {rel}: {errors}"
+
+    broken = browser.execute_script(
+        "return Array.from(document.images)"
+        ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 120))")
+    assert broken == [], f"images that did not load on {rel}: {broken}"
+
+    outputs = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.cell_output, .output'))"
+        ".map(o => [o.className, o.innerText])")
+    bad = [text[:300] for cls, text in outputs
+           if "Traceback (most recent call last)" in text or re.search(r"\b(traceback|error)\b", cls)]
+    assert bad == [], f"cell outputs with a traceback or an error on {rel}: {bad}"
+
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+    missing = []
+    for link in set(links):
+        parsed = urlparse(link)
+        if not link.startswith(server):
+            continue  # another site, mailto:, javascript: ... not the book's to check
+        target = HTML / unquote(parsed.path[1:])
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.exists():
+            missing.append(link)
+        elif parsed.fragment and target.suffix == ".html" and unquote(parsed.fragment) not in _ids_in(target):
+            missing.append(link)
+    assert missing == [], f"links on {rel} to pages or anchors that do not exist: {sorted(missing)}"
+
+    _screenshot(browser, rel.replace("/", "__").replace(".html", ".png"))
+
+
+def test_temperature_slider_changes_the_picture(browser, server):
+    url = urljoin(server, "lessons/07_sampling.html")
+    _open(browser, url)
+    sliders = browser.find_elements("css selector", "input[type=range]")
+    assert sliders, "lesson 07 has no slider"
+    slider = sliders[0]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
+    image = "return arguments[0].closest('.animation').querySelector('img').src"
+    before = browser.execute_script(image, slider)
+    low, high = int(slider.get_attribute("min")), int(slider.get_attribute("max"))
+    assert high > low
+    browser.execute_script(
+        "arguments[0].value = arguments[1];"
+        "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));"
+        "arguments[0].dispatchEvent(new Event('change', {bubbles: true}));", slider, high)
+    time.sleep(0.3)
+    after = browser.execute_script(image, slider)
+    assert before.startswith("data:image") and after.startswith("data:image")
+    assert after != before, "moving the slider did not change the picture"
+    browser.save_screenshot(str(SHOTS / "lessons__07_sampling__slider_moved.png"))
