@@ -9,7 +9,8 @@ COURSE_REQUIRE_BROWSER=1 (set by CI), which makes a missing piece a failure.
 
 Checked on every page: no JavaScript error in the console, every image loaded, no cell output
 holding a traceback or an error, every link to a local page (and its #anchor) exists. On the
-sampling lesson: moving the temperature slider changes the picture. A screenshot of each page is
+sampling lesson: moving the temperature slider changes the picture. Every lesson downloads as an
+executed .ipynb. A screenshot of each page is
 written to `_build/screenshots/` for review.
 """
 
@@ -190,3 +191,19 @@ def test_temperature_slider_changes_the_picture(browser, server):
     assert before.startswith("data:image") and after.startswith("data:image")
     assert after != before, "moving the slider did not change the picture"
     browser.save_screenshot(str(SHOTS / "lessons__07_sampling__slider_moved.png"))
+
+
+def test_every_lesson_downloads_as_an_executed_notebook(server):
+    """The download button offers each lesson as .ipynb with its outputs, and as .md."""
+    import json
+
+    lessons = sorted((HTML / "lessons").glob("*.html"))
+    assert lessons
+    for page in lessons:
+        html = page.read_text(encoding="utf-8")
+        for suffix in (".ipynb", ".md"):
+            assert f"_sources/lessons/{page.stem}{suffix}" in html, (page.name, suffix)
+        nb = json.loads((HTML / "_sources" / "lessons" / f"{page.stem}.ipynb").read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert code and any(c.get("outputs") for c in code), f"{page.stem}.ipynb has no outputs"
+        assert nb["metadata"]["kernelspec"]["name"] == "python3"

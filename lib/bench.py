@@ -1,0 +1,164 @@
+"""Throughput benchmark: `python -m lib.bench` (`--help` for its options).
+
+Prints, for one device:
+- the machine's measured fp32 matrix-multiply rate (the peak that MFU is measured against);
+- the trainer's tokens per second and model FLOP utilisation on a preset's model and batch;
+- the same model and batch trained by the plain five-step loop of lesson 4, measured in
+  alternate rounds with the trainer in the same process, and the ratio trainer / plain loop.
+
+Alternating the two, round by round, and comparing medians keeps the comparison fair on a
+shared, noisy machine: whatever else the machine does slows both alike. `--out FILE` writes
+the results as JSON, labelled with the machine, the date and the command that reproduces them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .data import get_batch
+from .device import describe, pick_device
+from .model import GPT, lm_loss
+from .train import PRESETS, Trainer, measured_peak_flops
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loop(model: GPT, optimizer, data: torch.Tensor, batch_size: int, steps: int,
+               generator: torch.Generator, device: torch.device) -> None:
+    """Lesson 4's five steps, nothing more: forward, loss, backward, step, log."""
+    for _ in range(steps):
+        x, y = get_batch(data, batch_size, model.config.block_size, generator, device)
+        logits = model(x)  # 1. forward
+        loss = lm_loss(logits, y)  # 2. loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # 3. backward
+        optimizer.step()  # 4. step
+        loss.item()  # 5. log (reading the loss, as printing it would)
+
+
+def benchmark(preset: str = "shakespeare-char-cpu", steps: int = 20, rounds: int = 5,
+              device: str = "auto", seed: int = 0) -> dict:
+    """Measure the trainer against the plain loop on `preset`'s model and batch. Returns the
+    results as a dict of plain numbers and strings."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+    for name, value in (("steps", steps), ("rounds", rounds)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    dev = pick_device(device)
+    model_config, config = PRESETS[preset]
+    config = dataclasses.replace(config, device=dev.type, progress=False, seed=seed,
+                                 max_steps=10**9, warmup_steps=0)
+    # The data: random tokens of the corpus's size. Speed does not depend on which tokens.
+    gen = torch.Generator().manual_seed(seed)
+    data = torch.randint(model_config.vocab_size, (1_000_000,), generator=gen)
+    trainer = Trainer(model_config, config, data, data[:100_000])
+    torch.manual_seed(seed)
+    plain = GPT(model_config).to(dev)
+    optimizer = torch.optim.AdamW(plain.parameters(), lr=config.lr)
+    plain_gen = torch.Generator().manual_seed(seed)
+    tokens = config.batch_size * config.grad_accum_steps * model_config.block_size
+
+    peak = measured_peak_flops(dev)
+    for _ in range(3):  # warm up both (allocator, kernels, AdamW state)
+        trainer.train_step()
+    plain_loop(plain, optimizer, data, config.batch_size * config.grad_accum_steps, 3, plain_gen, dev)
+
+    trainer_rates, plain_rates = [], []
+    for _ in range(rounds):
+        _sync(dev)
+        t0 = time.perf_counter()
+        plain_loop(plain, optimizer, data, config.batch_size * config.grad_accum_steps, steps,
+                   plain_gen, dev)
+        _sync(dev)
+        plain_rates.append(steps * tokens / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step()
+        _sync(dev)
+        trainer_rates.append(steps * tokens / (time.perf_counter() - t0))
+
+    flops_per_token = trainer.model.flops_per_token()
+    trainer_tps, plain_tps = statistics.median(trainer_rates), statistics.median(plain_rates)
+    return {
+        "preset": preset,
+        "device": describe(dev),
+        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": datetime.date.today().isoformat(),
+        "parameters": trainer.model.num_parameters(),
+        "tokens_per_step": tokens,
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "matmul_flops_per_sec": peak,
+        "trainer_tokens_per_sec": trainer_tps,
+        "plain_loop_tokens_per_sec": plain_tps,
+        "trainer_over_plain": trainer_tps / plain_tps,
+        "trainer_mfu": trainer_tps * flops_per_token / peak,
+        "plain_loop_mfu": plain_tps * flops_per_token / peak,
+        "trainer_rounds": trainer_rates,
+        "plain_loop_rounds": plain_rates,
+    }
+
+
+def report(r: dict) -> str:
+    return "\n".join([
+        f"{r['device']}, {r['machine']}, torch {r['torch']} ({r['threads']} threads), {r['date']}",
+        f"matrix multiply (fp32, measured):  {r['matmul_flops_per_sec'] / 1e9:,.1f} GFLOP/s",
+        f"preset {r['preset']}: {r['parameters']:,} parameters, {r['tokens_per_step']:,} tokens/step,"
+        f" {r['rounds']} alternating rounds of {r['steps_per_round']} steps each",
+        f"trainer:     {r['trainer_tokens_per_sec']:>10,.0f} tokens/s   MFU {r['trainer_mfu']:.0%}",
+        f"plain loop:  {r['plain_loop_tokens_per_sec']:>10,.0f} tokens/s   MFU {r['plain_loop_mfu']:.0%}",
+        f"trainer / plain loop: {r['trainer_over_plain']:.3f} (median of rounds)",
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m lib.bench",
+        description="Measure the matrix-multiply rate, and the trainer against lesson 4's plain "
+                    "loop on a preset's model and batch, in alternating rounds.",
+        epilog="Example: python -m lib.bench --out benchmarks/cpu.json",
+    )
+    p.add_argument("--preset", default="shakespeare-char-cpu", choices=sorted(PRESETS),
+                   help="whose model and batch to train (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=20, help="training steps per round (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: %(default)s)")
+    p.add_argument("--out", metavar="FILE", help="also write the results to FILE as JSON")
+    args = p.parse_args(argv)
+    try:
+        if args.out and Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out} is a folder; give a file name such as {args.out}/cpu.json")
+        results = benchmark(args.preset, args.steps, args.rounds, args.device)
+    except (ValueError, TypeError) as err:
+        print(f"{p.prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print(report(results))
+    if args.out:
+        command = "python -m lib.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        results["command"] = command.strip()
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

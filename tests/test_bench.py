@@ -1,0 +1,49 @@
+"""lib.bench: the throughput benchmark runs, reports sound numbers and refuses bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lib.bench import benchmark, report
+
+
+def test_benchmark_measures_both_loops():
+    r = benchmark("shakespeare-char-cpu", steps=2, rounds=2, device="cpu")
+    assert len(r["trainer_rounds"]) == len(r["plain_loop_rounds"]) == 2
+    assert r["trainer_tokens_per_sec"] > 0 and r["plain_loop_tokens_per_sec"] > 0
+    assert r["trainer_over_plain"] == pytest.approx(
+        r["trainer_tokens_per_sec"] / r["plain_loop_tokens_per_sec"])
+    assert r["matmul_flops_per_sec"] > 1e8
+    assert "tokens/s" in report(r)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(preset="nope"), "Unknown preset"), (dict(steps=0), "steps must be"),
+    (dict(rounds=1.5), "rounds must be"), (dict(device="gpu"), "device"),
+])
+def test_bad_benchmark_settings_are_refused(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        benchmark(**{"steps": 1, "rounds": 1, **kwargs})
+
+
+def test_command_line_writes_labelled_results(tmp_path):
+    out = tmp_path / "cpu.json"
+    res = subprocess.run([sys.executable, "-m", "lib.bench", "--steps", "1", "--rounds", "1",
+                          "--device", "cpu", "--out", str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(out.read_text())
+    assert r["command"].startswith("python -m lib.bench --steps 1")
+    assert {"machine", "date", "device", "torch"} <= set(r)
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--preset", "nope"], "invalid choice"), (["--steps", "x"], "invalid int value"),
+    (["--steps", "0"], "steps must be"), (["--device", "bogus"], "Unknown device"),
+])
+def test_command_line_errors_are_one_line(args, pattern, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "lib.bench", *args], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and pattern in res.stderr and "Traceback" not in res.stderr
