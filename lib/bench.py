@@ -118,7 +118,8 @@ def benchmark(preset: str = "shakespeare-char-cpu", steps: int = 20, rounds: int
 
 def report(r: dict) -> str:
     return "\n".join([
-        f"{r['device']}, {r['machine']}, torch {r['torch']} ({r['threads']} threads), {r['date']}",
+        f"{r['device']}, torch {r['torch']}, {r['date']}",
+        f"{r['machine']}",
         f"matrix multiply (fp32, measured):  {r['matmul_flops_per_sec'] / 1e9:,.1f} GFLOP/s",
         f"preset {r['preset']}: {r['parameters']:,} parameters, {r['tokens_per_step']:,} tokens/step,"
         f" {r['rounds']} alternating rounds of {r['steps_per_round']} steps each",
