@@ -91,13 +91,16 @@ def train_main(argv: list[str] | None = None) -> None:
             trainer = Trainer.resume(train_over["out_dir"], corpus.train, corpus.val, **train_over)
             if model_over and dataclasses.replace(trainer.model_config, **model_over) != trainer.model_config:
                 raise ValueError("--resume continues the saved model; do not change its model flags")
-            print(f"Resuming from step {trainer.step} of {trainer.config.max_steps}.")
+            if trainer.is_main:
+                print(f"Resuming from step {trainer.step} of {trainer.config.max_steps}.")
         else:
             config = dataclasses.replace(base_train, **train_over)
             trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer)
-        print(f"Training {trainer.model.num_parameters():,} parameters on "
-              f"{trainer.device} ({trainer.dtype or torch.float32}), "
-              f"{trainer.tokens_per_step:,} tokens per step.")
+        if trainer.is_main:
+            ranks = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
+            print(f"Training {trainer.model.num_parameters():,} parameters on "
+                  f"{trainer.device}{ranks} ({trainer.dtype or torch.float32}), "
+                  f"{trainer.tokens_per_step:,} tokens per step.")
         trainer.run()
     except TrainingDiverged as err:
         _fail(parser, err, code=1)
@@ -106,6 +109,10 @@ def train_main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("\nInterrupted; the last checkpoint (if any) is intact.", file=sys.stderr)
         sys.exit(130)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    if not trainer.is_main:
+        return
     last = trainer.history["eval"][-1]
     print(f"step {last['step']}: train loss {last['train_loss']:.4f}, "
           f"val loss {last['val_loss']:.4f} ({trainer.elapsed:.0f} s of training)")

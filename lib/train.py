@@ -12,6 +12,7 @@ Command line: `python -m lib.train --help`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import inspect
@@ -210,6 +211,18 @@ def measured_peak_flops(device: torch.device, dtype=None, seconds: float = 0.5, 
     return _PEAK[key]
 
 
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size): (0, 1) in a plain process; under `torchrun`, joins the process
+    group (NCCL on GPUs, gloo on CPUs) once, and returns this process's place in it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -237,10 +250,20 @@ class Trainer:
             raise ValueError(f"TrainConfig.out_dir {config.out_dir!r} is a file; out_dir must be a "
                              "folder (ckpt.pt is written inside it)")
         self.device = pick_device(config.device)
+        self.rank, self.world_size = _init_distributed(self.device)  # (0, 1) unless under torchrun
+        if self.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(self.device)
         self.dtype = autocast_dtype(self.device) if config.dtype == "auto" else DTYPES[config.dtype]
 
         torch.manual_seed(config.seed)  # initial weights and dropout
         self.model = GPT(model_config).to(self.device)
+        self.ddp = None  # data-parallel: the same model on every rank, gradients averaged
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(
             self.model.optimizer_groups(config.weight_decay), lr=config.lr,
             betas=(config.beta1, config.beta2), fused=self.device.type == "cuda",
@@ -263,7 +286,12 @@ class Trainer:
     @property
     def tokens_per_step(self) -> int:
         c = self.config
-        return c.batch_size * c.grad_accum_steps * self.model_config.block_size
+        return c.batch_size * c.grad_accum_steps * self.model_config.block_size * self.world_size
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that logs, evaluates and saves (the only one, unless data-parallel)."""
+        return self.rank == 0
 
     def lr_at(self, step: int) -> float:
         return self.config.lr * self.schedule(step)
@@ -276,13 +304,32 @@ class Trainer:
         size B give the gradient of one batch of size k*B.
         """
         total = torch.zeros((), device=self.device)
-        for x, y in batches:
-            with autocast(self.device, self.dtype):
-                logits = self.model(x)
-            loss = lm_loss(logits, y) / len(batches)
-            loss.backward()
+        for i, (x, y) in enumerate(batches):
+            with self._sync_gradients(last=i == len(batches) - 1):
+                with autocast(self.device, self.dtype):
+                    logits = (self.model if self.ddp is None else self.ddp)(x)
+                loss = lm_loss(logits, y) / len(batches)
+                loss.backward()
             total += loss.detach()
         return total
+
+    def _sync_gradients(self, last: bool):
+        """Data-parallel only: average the gradients across ranks once, after the last
+        micro-batch, not after every one. A no-op in a single process."""
+        if self.ddp is None or last:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
+
+    def _batch(self):
+        """This process's micro-batch. Data-parallel, every rank draws the windows of the whole
+        global batch from the same generator and reads its own share, so the ranks' batches
+        together are exactly the batch one process would train on."""
+        c, T = self.config, self.model_config.block_size
+        if self.world_size == 1:
+            return get_batch(self.train_data, c.batch_size, T, self.batch_rng, self.device)
+        x, y = get_batch(self.train_data, c.batch_size * self.world_size, T, self.batch_rng)
+        mine = slice(self.rank * c.batch_size, (self.rank + 1) * c.batch_size)
+        return x[mine].to(self.device), y[mine].to(self.device)
 
     def train_step(self) -> tuple[float, float, float]:
         """One optimizer step. Returns (loss, gradient norm before clipping, lr)."""
@@ -290,9 +337,12 @@ class Trainer:
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batches = [get_batch(self.train_data, c.batch_size, self.model_config.block_size,
-                             self.batch_rng, self.device) for _ in range(c.grad_accum_steps)]
-        loss = self.accumulate_gradients(batches).item()
+        batches = [self._batch() for _ in range(c.grad_accum_steps)]
+        loss = self.accumulate_gradients(batches)
+        if self.world_size > 1:  # the loss of the whole global batch: the mean over ranks
+            torch.distributed.all_reduce(loss)
+            loss = loss / self.world_size
+        loss = loss.item()
         max_norm = c.grad_clip if c.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
@@ -331,14 +381,15 @@ class Trainer:
             from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
         else:
             from tqdm import tqdm  # disabled below; tqdm.auto would warn without ipywidgets
+        main = self.is_main  # data-parallel: only rank 0 logs, evaluates, calls back and saves
         flops_per_token = self.model.flops_per_token()
-        peak = measured_peak_flops(self.device, self.dtype)
-        if not self.history["eval"] or self.history["eval"][-1]["step"] != self.step:
+        peak = measured_peak_flops(self.device, self.dtype) * self.world_size
+        if main and (not self.history["eval"] or self.history["eval"][-1]["step"] != self.step):
             self.evaluate()
-        if callback is not None and callback_interval and self.step == 0:
+        if main and callback is not None and callback_interval and self.step == 0:
             callback(self)
         self.model.train()
-        bar = tqdm(total=c.max_steps, initial=self.step, disable=not c.progress,
+        bar = tqdm(total=c.max_steps, initial=self.step, disable=not (c.progress and main),
                    desc=f"training on {self.device.type}", unit="step", mininterval=1.0)
         window_time, window_tokens = 0.0, 0
         try:
@@ -351,6 +402,14 @@ class Trainer:
                 window_tokens += self.tokens_per_step
                 bar.update(1)
                 done = self.step >= c.max_steps or (c.max_time and self.elapsed >= c.max_time)
+                if self.world_size > 1 and c.max_time:  # all ranks stop at the same step
+                    flag = torch.tensor([float(done)], device=self.device)
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                    done = bool(flag.item())
+                if not main:
+                    if done:
+                        break
+                    continue
                 if self.step % c.log_interval == 0 or done:
                     tps = window_tokens / window_time
                     self.history["train"].append({
@@ -373,7 +432,7 @@ class Trainer:
                     break
         finally:
             bar.close()
-        if c.out_dir:
+        if c.out_dir and main:
             self.save(self.checkpoint_path)
         return self.history
 
