@@ -207,3 +207,30 @@ def test_every_lesson_downloads_as_an_executed_notebook(server):
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert code and any(c.get("outputs") for c in code), f"{page.stem}.ipynb has no outputs"
         assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_search_finds_lesson_content(browser, server):
+    """The book's search page finds a lesson by a word that appears only in lesson text."""
+    _open(browser, urljoin(server, "search.html?q=perplexity"))
+    for _ in range(100):  # the index loads and the results fill in asynchronously
+        found = browser.execute_script(
+            "return Array.from(document.querySelectorAll('#search-results a')).map(a => a.href)")
+        if found:
+            break
+        time.sleep(0.1)
+    assert any("02_cross_entropy_perplexity" in href for href in found), found
+
+
+@pytest.mark.parametrize("page", sorted((HTML / "lessons").glob("*.html")) if HTML.exists() else [],
+                         ids=lambda p: p.stem)
+def test_lesson_starts_with_goals_and_links_its_neighbours(browser, server, page):
+    _open(browser, urljoin(server, f"lessons/{page.name}"))
+    first = browser.execute_script(
+        "const a = document.querySelector('article .admonition'); return a ? a.innerText : ''")
+    assert "What you will be able to do" in first, page.name
+    nav = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.prev-next-area a')).map(a => a.className)")
+    n = int(page.stem[:2])
+    assert any("left-prev" in c for c in nav), f"{page.name} has no link to the previous page"
+    if n < 9:
+        assert any("right-next" in c for c in nav), f"{page.name} has no link to the next lesson"
