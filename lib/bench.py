@@ -29,12 +29,7 @@ import torch
 from .data import get_batch
 from .device import describe, pick_device
 from .model import GPT, lm_loss
-from .train import PRESETS, Trainer, measured_peak_flops
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from .train import PRESETS, Trainer, _sync, measured_peak_flops
 
 
 def plain_loop(model: GPT, optimizer, data: torch.Tensor, batch_size: int, steps: int,
@@ -148,8 +143,9 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"--out {args.out} is a folder; give a file name such as {args.out}/cpu.json")
         results = benchmark(args.preset, args.steps, args.rounds, args.device)
     except (ValueError, TypeError) as err:
-        print(f"{p.prog}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        from .cli import _fail
+
+        _fail(p, err)
     except KeyboardInterrupt:
         sys.exit(130)
     print(report(results))

@@ -80,28 +80,38 @@ SCHEDULES: dict[str, Callable[..., float]] = {
 
 
 def check_schedule_args(name: str, total_steps: int, warmup_steps: int = 0, floor: float = 0.0,
-                        decay_fraction: float = 0.2) -> None:
-    """Raise a ValueError/TypeError naming the bad setting and what is allowed."""
+                        decay_fraction: float = 0.2, names: dict[str, str] | None = None) -> None:
+    """Raise a ValueError/TypeError naming the bad setting and what is allowed.
+
+    `names` renames the settings in the messages for a caller whose fields are called
+    differently (TrainConfig passes {"total_steps": "TrainConfig.max_steps", ...}).
+    """
+    n = {k: k for k in ("schedule", "total_steps", "warmup_steps", "floor", "decay_fraction")}
+    n.update(names or {})
     if not isinstance(name, str) or name not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+        raise ValueError(f"Unknown schedule {name!r}: {n['schedule']} must be one of "
+                         f"{', '.join(SCHEDULES)}")
     for field, value in (("total_steps", total_steps), ("warmup_steps", warmup_steps)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{field} must be an integer, got {value!r}")
+            raise TypeError(f"{n[field]} must be an integer, got {value!r}")
     if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        raise ValueError(f"{n['total_steps']} must be >= 1, got {total_steps}")
     if not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
+        raise ValueError(f"{n['warmup_steps']} must be in [0, {n['total_steps']}={total_steps}], "
+                         f"got {warmup_steps}")
     for field, value in (("floor", floor), ("decay_fraction", decay_fraction)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{field} must be a number, got {value!r}")
+            raise TypeError(f"{n[field]} must be a number, got {value!r}")
     if not 0.0 <= floor <= 1.0:
-        raise ValueError(f"floor (the final LR as a fraction of the peak) must be in [0, 1], got {floor}")
+        raise ValueError(f"{n['floor']} (the final LR as a fraction of the peak) must be in [0, 1], "
+                         f"got {floor}")
     if not 0.0 < decay_fraction <= 1.0:
-        raise ValueError(f"decay_fraction must be in (0, 1], got {decay_fraction}")
+        raise ValueError(f"{n['decay_fraction']} must be in (0, 1], got {decay_fraction}")
     if name == "wsd" and warmup_steps + round(decay_fraction * total_steps) > total_steps:
         raise ValueError(
-            f"wsd: warmup_steps ({warmup_steps}) + decay steps ({round(decay_fraction * total_steps)}"
-            f" = decay_fraction x total_steps) must not exceed total_steps ({total_steps})"
+            f"wsd: {n['warmup_steps']} ({warmup_steps}) + decay steps "
+            f"({round(decay_fraction * total_steps)} = {n['decay_fraction']} x {n['total_steps']}) "
+            f"must not exceed {n['total_steps']} ({total_steps})"
         )
 
 

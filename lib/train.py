@@ -29,10 +29,13 @@ from . import checkpoint as ckpt
 from .data import CharTokenizer, get_batch
 from .device import autocast, autocast_dtype, describe, pick_device
 from .model import GPT, GPTConfig, lm_loss
-from .schedules import SCHEDULES, check_schedule_args, get_schedule
+from .schedules import check_schedule_args, get_schedule
 
 MAX_SEED = 2**32 - 1
 MAX_EVAL_BATCHES = 10_000
+_SCHEDULE_FIELDS = {"schedule": "TrainConfig.schedule", "total_steps": "TrainConfig.max_steps",
+                    "warmup_steps": "TrainConfig.warmup_steps", "floor": "TrainConfig.min_lr_ratio",
+                    "decay_fraction": "TrainConfig.decay_fraction"}
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -91,22 +94,8 @@ class TrainConfig:
                              f"are built once and kept), got {self.eval_batches}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"TrainConfig.seed must be in [0, {MAX_SEED}], got {self.seed}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainConfig.schedule must be one of {', '.join(SCHEDULES)}; "
-                             f"Unknown schedule {self.schedule!r}")
-        if self.warmup_steps > self.max_steps:
-            raise ValueError(f"TrainConfig.warmup_steps ({self.warmup_steps}) must be <= "
-                             f"max_steps ({self.max_steps})")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"TrainConfig.min_lr_ratio (the final LR as a fraction of the peak) "
-                             f"must be in [0, 1], got {self.min_lr_ratio}")
-        if not 0.0 < self.decay_fraction <= 1.0:
-            raise ValueError(f"TrainConfig.decay_fraction must be in (0, 1], got {self.decay_fraction}")
-        try:
-            check_schedule_args(self.schedule, self.max_steps, self.warmup_steps,
-                                self.min_lr_ratio, self.decay_fraction)
-        except (ValueError, TypeError) as err:  # what is left: wsd's warmup + decay > max_steps
-            raise type(err)(f"TrainConfig.decay_fraction and warmup_steps: {err}") from None
+        check_schedule_args(self.schedule, self.max_steps, self.warmup_steps, self.min_lr_ratio,
+                            self.decay_fraction, names=_SCHEDULE_FIELDS)
 
     def to_dict(self) -> dict:
         return asdict(self)
