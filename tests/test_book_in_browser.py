@@ -103,6 +103,9 @@ def _is_external_load_failure(entry: dict) -> bool:
     """A resource from the internet (MathJax's CDN) that could not load on an offline machine:
     not an error of the book. A failure to load one of the book's own files still counts."""
     message = entry.get("message", "")
+    if re.search(r"/favicon\.ico - Failed to load resource", message):
+        return True  # the browser's own probe, made for index.html (Jupyter Book's redirect page,
+        # which has no icon link) when it loads before the redirect; the book's pages link theirs
     urls = re.findall(r"https?://[^\s\"')]+", message)
     return bool(urls) and all("127.0.0.1" not in u for u in urls) and (
         "Failed to load resource" in message or "net::ERR_" in message)
