@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test unit browser-test lab clean
+.PHONY: book test unit gpu-test browser-test lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo
 	@echo "The book is built. Open it in a browser: file://$(CURDIR)/_build/html/index.html"
+
+gpu-test: $(STAMP)   # on a CUDA machine: the unit tests, those marked gpu included, and every lesson on CUDA
+	@$(BIN)/python -c "import sys, torch; torch.cuda.is_available() or sys.exit('make gpu-test: PyTorch sees no CUDA GPU. Install the CUDA build of torch into .venv (see README, On a GPU).')"
+	$(BIN)/python -c "import torch; print('GPU:', torch.cuda.get_device_name(), '| torch', torch.__version__)"
+	COURSE_REQUIRE_GPU=1 $(BIN)/python -m pytest tests --nbval lessons --durations=20
 
 browser-test: $(STAMP)   # after `make book`: every page in headless Chromium
 	$(BIN)/python -m pytest -m browser tests

@@ -16,7 +16,8 @@ import torch
 from . import data
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import GPTConfig
-from .train import MAX_SEED, PRESETS, TrainConfig, Trainer, TrainingDiverged, add_config_flags, load_model
+from .train import (MAX_SEED, PRESETS, TrainConfig, Trainer, TrainingDiverged, add_config_flags,
+                    load_model, split_loss)
 
 USER_ERRORS = (ValueError, TypeError, data.CorpusError, CheckpointError, OSError)
 
@@ -116,6 +117,8 @@ def train_main(argv: list[str] | None = None) -> None:
     last = trainer.history["eval"][-1]
     print(f"step {last['step']}: train loss {last['train_loss']:.4f}, "
           f"val loss {last['val_loss']:.4f} ({trainer.elapsed:.0f} s of training)")
+    full = split_loss(trainer.model, corpus.val, device=trainer.device, dtype=trainer.dtype)
+    print(f"val loss on the whole validation split ({len(corpus.val):,} tokens): {full:.4f}")
     print(f"checkpoint: {trainer.checkpoint_path}")
 
 

@@ -44,6 +44,15 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
+def use_tf32(device: torch.device) -> None:
+    """On a CUDA GPU, let float32 matrix multiplies use TF32 tensor cores (10-bit mantissa
+    inputs, float32 accumulation): several times faster, and harmless to training. A no-op
+    elsewhere. It is a process-wide PyTorch setting."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """A context that runs the forward pass in `dtype` (mixed precision), or does nothing."""
     device = torch.device(device)

@@ -1,5 +1,6 @@
 """Shared fixtures: a small corpus the tests make themselves, and tiny configs."""
 
+import os
 import random
 
 import pytest
@@ -45,7 +46,14 @@ def tiny_train_config(**overrides) -> TrainConfig:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The browser tests need a built book: they run only when asked for (`-m browser`)."""
+    """The browser tests need a built book: they run only when asked for (`-m browser`).
+
+    COURSE_REQUIRE_GPU=1 (set by `make gpu-test`) makes a missing CUDA GPU an error, so the
+    tests marked `gpu` cannot be skipped quietly on the machine meant to run them.
+    """
+    if os.environ.get("COURSE_REQUIRE_GPU") == "1" and not torch.cuda.is_available():
+        raise pytest.UsageError("COURSE_REQUIRE_GPU=1 but PyTorch sees no CUDA GPU, so the tests "
+                                "marked gpu would be skipped; install torch's CUDA build")
     if "browser" in (config.option.markexpr or ""):
         return
     skip = pytest.mark.skip(reason="opens the built book in a browser: run `make browser-test`")

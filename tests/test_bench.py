@@ -47,3 +47,39 @@ def test_command_line_errors_are_one_line(args, pattern, tmp_path):
     res = subprocess.run([sys.executable, "-m", "lib.bench", *args], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 2 and pattern in res.stderr and "Traceback" not in res.stderr
+
+
+def _tuning():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("tune_cpu_preset", root / "benchmarks" / "tune_cpu_preset.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, json.loads((root / "benchmarks" / "cpu-preset-tuning.json").read_text())
+
+
+def test_every_tuning_variant_resolves_to_valid_configs():
+    tune, _ = _tuning()
+    for name, (_, parent, _, _) in tune.VARIANTS.items():
+        assert parent is None or parent in tune.VARIANTS, f"{name}'s parent {parent} is not a variant"
+        tune.configs(name)  # a bad field or value raises here
+
+
+def test_the_cpu_preset_is_the_best_tuned_variant():
+    """The tuning results that the Performance page shows are of the preset the course trains:
+    the best-scoring variant's model and training settings (all but the step count, which the
+    tuning sets from the time budget on its machine) are the preset's."""
+    from lib.train import PRESETS
+
+    tune, results = _tuning()
+    best = min(results["runs"], key=lambda r: r["val_loss_full_split"])
+    model_config, train_config = tune.configs(best["variant"])
+    assert best["model"] == model_config.to_dict()  # the file is of the variants as defined
+    preset_model, preset_train = PRESETS["shakespeare-char-cpu"]
+    assert preset_model == model_config
+    ignore = {"max_steps", "max_time", "progress", "out_dir"}
+    preset, tuned = preset_train.to_dict(), train_config.to_dict()
+    assert {k: v for k, v in preset.items() if k not in ignore} == \
+        {k: v for k, v in tuned.items() if k not in ignore}

@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: in a subprocess."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from lib import checkpoint as ckpt
+from lib.cli import load_corpus
+from lib.train import load_model, split_loss
 
 TINY = ["--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
         "--batch-size", "8", "--warmup-steps", "5", "--eval-interval", "20", "--eval-batches", "2",
@@ -78,6 +81,10 @@ def test_train_then_sample(text_file, tmp_path):
     res = run("lib.train", "--data", str(text_file), "--out", str(out), "--max-steps", "20", *TINY)
     assert res.returncode == 0, res.stderr
     assert "val loss" in res.stdout and str(out / "ckpt.pt") in res.stdout
+    full = float(re.search(r"whole validation split \(([\d,]+) tokens\): ([\d.]+)", res.stdout)[2])
+    model, _, _ = load_model(out, "cpu")
+    val = load_corpus(str(text_file)).val
+    assert full == pytest.approx(split_loss(model, val), abs=1e-4)  # the printed loss is the split's
     a = run("lib.sample", "--checkpoint", str(out), "--prompt", "The king", "--tokens", "40",
             "--temperature", "0.8", "--top-k", "5", "--top-p", "0.95", "--seed", "1")
     b = run("lib.sample", "--checkpoint", str(out), "--prompt", "The king", "--tokens", "40",

@@ -44,6 +44,7 @@ def losses(history):
         ("max_steps", 10.5, TypeError, "max_steps must be int"),
         ("lr", "0.1", TypeError, "lr must be float"),
         ("progress", "yes", TypeError, "progress must be bool"),
+        ("compile", "yes", ValueError, "compile must be one of auto, on, off"),
     ],
 )
 def test_train_config_errors_name_the_field(field, value, exc, pattern):
@@ -113,6 +114,38 @@ def test_time_budget_stops_training(small_corpus):
     history = t.run()
     assert 0 < t.step < 100_000 and t.elapsed >= 1.0
     assert history["eval"][-1]["step"] == t.step  # evaluated where it stopped
+
+
+def test_time_budget_ends_the_schedule_when_time_runs_out(small_corpus):
+    """With max_time, the LR schedule runs on time as well as steps: a run that can take only
+    a fraction of its max_steps still decays to the schedule's floor by the deadline."""
+    t = trainer(small_corpus, max_steps=100_000, warmup_steps=10, max_time=1.5, eval_interval=1000,
+                log_interval=1, schedule="cosine", min_lr_ratio=0.1, lr=1e-2)
+    t.run()
+    lrs = [r["lr"] for r in t.history["train"]]
+    assert t.step < 10_000  # stopped by time, far from max_steps
+    assert lrs[len(lrs) // 4] > 0.5e-2  # still high a quarter of the way through the time
+    assert lrs[-1] < 0.12e-2  # at the floor (0.1 x 1e-2) when the time ran out
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # and decaying all along, after warmup
+
+
+def test_without_a_time_budget_the_schedule_follows_the_steps(small_corpus):
+    t = trainer(small_corpus, max_steps=20, warmup_steps=0, schedule="linear", min_lr_ratio=0.0,
+                log_interval=1)
+    t.run()
+    assert [r["lr"] for r in t.history["train"]] == pytest.approx([3e-3 * (1 - s / 20) for s in range(20)])
+
+
+def test_compiled_model_trains_like_the_eager_one(small_corpus):
+    """compile="on" (the default on CUDA) runs the same model through torch.compile: same
+    parameters, same losses up to float rounding; the saved weights are the plain model's."""
+    eager = trainer(small_corpus, max_steps=4, warmup_steps=0, log_interval=1, compile="off")
+    compiled = trainer(small_corpus, max_steps=4, warmup_steps=0, log_interval=1, compile="on")
+    assert compiled.compiled is not compiled.model and eager.compiled is eager.model
+    assert losses(compiled.run()) == pytest.approx(losses(eager.run()), abs=1e-4)
+    assert compiled.history["eval"][-1]["val_loss"] == pytest.approx(
+        eager.history["eval"][-1]["val_loss"], abs=1e-4)
+    assert all(not k.startswith("_orig_mod") for k in compiled.state_dict()["model"])
 
 
 def test_gradient_clipping_caps_the_update(small_corpus):
