@@ -54,3 +54,18 @@ def test_two_ranks_follow_one_process_with_twice_the_batch(tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
     state = ckpt.load_checkpoint(tmp_path / "two")
     assert state["history"]["train"][-1]["tokens"] == 8 * 8 * 16  # global tokens, both ranks
+
+
+@pytest.mark.slow
+def test_two_ranks_share_a_time_budget(tmp_path):
+    """With --max-time the ranks agree on the time spent (the slowest rank's), so they set the
+    same time-aware LR, stop at the same step, and the run ends cleanly (no rank left waiting)."""
+    text = tmp_path / "text.txt"
+    text.write_text(make_text())
+    train("--data", str(text), "--batch-size", "4", "--max-steps", "100000", "--max-time", "3",
+          "--schedule", "cosine", "--lr", "3e-3", "--min-lr-ratio", "0.1",
+          "--out", str(tmp_path / "two"), ranks=2)
+    state = ckpt.load_checkpoint(tmp_path / "two")
+    rows = state["history"]["train"]
+    assert 0 < state["step"] < 100_000 and state["elapsed"] >= 3
+    assert rows[-1]["lr"] < 0.12 * 3e-3  # the schedule reached its floor (10%) as the time ran out
