@@ -63,7 +63,7 @@ class TrainConfig:
     dtype: str = "auto"  # auto (bf16 autocast where supported, else fp32) | float32 | bfloat16
     compile: str = "auto"  # torch.compile the model: auto (on CUDA, off elsewhere) | on | off
     seed: int = 1337  # seeds the initial weights, the batches and dropout
-    max_time: float = 0.0  # stop after this many seconds of training; the LR schedule then ends at whichever comes first, max_steps or max_time (0 = no time limit)
+    max_time: float = 0.0  # stop after this many seconds (0 = no limit); the LR schedule then ends by then
     checkpoint_interval: int = 0  # save a checkpoint every this many steps (0 = only at the end)
     out_dir: str = ""  # folder for the checkpoint (empty = do not save)
     progress: bool = True  # show a progress bar (turn off for quiet, non-interactive runs)
@@ -618,9 +618,10 @@ PRESETS: dict[str, tuple[GPTConfig, TrainConfig]] = {
                     weight_decay=0.1, beta2=0.99, eval_interval=250, eval_batches=20,
                     log_interval=1),
     ),
-    # The classic character-level model: 6 layers, 384 wide, context 256 (about a minute on
-    # one recent GPU, compiled, in bf16). Evaluation counts against a time budget, so it is
-    # kept small: 50 batches of 64 x 256 tokens every 500 steps.
+    # The classic character-level model: 6 layers, 384 wide, context 256 (nanoGPT reports a
+    # validation loss of 1.47 after about 3 minutes on an A100; not yet timed by the course).
+    # Evaluation counts against a time budget, so it is kept small: 50 batches of 64 x 256
+    # tokens every 500 steps.
     "shakespeare-char-gpu": (
         GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
         TrainConfig(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1,
