@@ -1,6 +1,8 @@
 """The built book, opened page by page in a real browser (headless Chromium), as a reader does.
 
 Run it after `make book`:  make browser-test  (= pytest -m browser tests)
+Another built book (a small one made to try a change, say):  COURSE_BOOK_HTML=path/to/_build/html
+pytest -m browser tests -k "maths or figures"  (screenshots then go beside that folder).
 
 It serves `_build/html` on localhost and drives Debian's chromium and chromedriver
 (`apt-get install chromium chromium-driver`) through Selenium, given their paths, so nothing
@@ -12,6 +14,13 @@ holding a traceback or an error, every link to a local page (and its #anchor) ex
 sampling lesson: moving the temperature slider changes the picture. Every lesson downloads as an
 executed .ipynb. A screenshot of each page is
 written to `_build/screenshots/` for review.
+
+Maths renders offline: on every page MathJax comes from the book itself (never a CDN, whose
+failed load this test would otherwise ignore as an external one), no text outside code, hidden
+or shown, still holds raw TeX delimiters, and every maths element holds MathJax's output.
+Figures are not shrunk: at a 1280 x 900 window every figure image in a lesson is shown at 75%
+of its natural width or more (the width of the article column is printed, to size figures by:
+run with -s).
 """
 
 from __future__ import annotations
@@ -29,8 +38,8 @@ from urllib.parse import unquote, urljoin, urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
-SHOTS = ROOT / "_build" / "screenshots"
+HTML = Path(os.environ.get("COURSE_BOOK_HTML") or ROOT / "_build" / "html").resolve()
+SHOTS = HTML.parent / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 REQUIRED = os.environ.get("COURSE_REQUIRE_BROWSER") == "1"
@@ -100,13 +109,16 @@ def browser(server):
 
 
 def _is_external_load_failure(entry: dict) -> bool:
-    """A resource from the internet (MathJax's CDN) that could not load on an offline machine:
-    not an error of the book. A failure to load one of the book's own files still counts."""
+    """A resource from the internet (a launch button's script, say) that could not load on an
+    offline machine: not an error of the book. A failure to load one of the book's own files
+    still counts, and so does MathJax from anywhere: the book serves its own copy."""
     message = entry.get("message", "")
     if re.search(r"/favicon\.ico - Failed to load resource", message):
         return True  # the browser's own probe, made for index.html (Jupyter Book's redirect page,
         # which has no icon link) when it loads before the redirect; the book's pages link theirs
     urls = re.findall(r"https?://[^\s\"')]+", message)
+    if any("mathjax" in u.lower() for u in urls):
+        return False  # maths must render offline (test_maths_renders_from_the_book)
     return bool(urls) and all("127.0.0.1" not in u for u in urls) and (
         "Failed to load resource" in message or "net::ERR_" in message)
 
@@ -237,3 +249,121 @@ def test_lesson_starts_with_goals_and_links_its_neighbours(browser, server, page
     assert any("left-prev" in c for c in nav), f"{page.name} has no link to the previous page"
     if n < 9:
         assert any("right-next" in c for c in nav), f"{page.name} has no link to the next lesson"
+
+
+# --------------------------------------------------------------------------- maths and figures
+
+_RAW_TEX = ("\\(", "\\)", "\\[", "\\]", "$$")
+
+# Waits for MathJax to finish typesetting (when it loaded at all), then reports what a reader
+# would see: the MathJax scripts and files the page fetched, text outside code that still holds
+# TeX delimiters, and maths elements MathJax left without its output.
+_MATHS_JS = r"""
+const delimiters = arguments[0], done = arguments[arguments.length - 1];
+const mj = window.MathJax;
+const ready = (mj && mj.startup && mj.startup.promise) ? mj.startup.promise : Promise.resolve();
+ready.then(() => report(null), err => report(String(err)));
+function report(error) {
+  const skip = "pre, code, script, style, noscript, template, textarea, mjx-container";
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const raw = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest(skip)) continue;
+    const text = n.nodeValue;
+    if (delimiters.some(d => text.includes(d)))
+      raw.push(text.trim().slice(0, 160));
+  }
+  const maths = Array.from(document.querySelectorAll(".math"));
+  done({
+    error: error,
+    version: (mj && mj.version) || null,
+    scripts: Array.from(document.scripts).map(s => s.src).filter(s => /mathjax/i.test(s)),
+    fetched: performance.getEntriesByType("resource").map(r => r.name)
+      .filter(n => /mathjax/i.test(n)),
+    raw: raw,
+    maths: maths.length,
+    unrendered: maths.filter(m => !m.querySelector("mjx-container"))
+      .map(m => m.textContent.trim().slice(0, 120)),
+    containers: document.querySelectorAll("mjx-container").length,
+  });
+}
+"""
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(HTML)))
+def test_maths_renders_from_the_book(browser, server, page):
+    """MathJax comes from the book, not a CDN, and typesets every formula on the page."""
+    rel = page.relative_to(HTML).as_posix()
+    _open(browser, urljoin(server, rel))
+    browser.set_script_timeout(30)
+    found = browser.execute_async_script(_MATHS_JS, list(_RAW_TEX))
+    foreign = [u for u in found["scripts"] + found["fetched"] if not u.startswith(server)]
+    assert foreign == [], f"{rel} loads MathJax from outside the book: {foreign}"
+    assert found["raw"] == [], (
+        f"{rel} shows raw TeX (one of {' '.join(_RAW_TEX)}) outside code, so MathJax did not "
+        f"typeset it (MathJax {found['version'] or 'not loaded'}): {found['raw'][:5]}")
+    if found["maths"]:
+        assert found["scripts"] and found["version"], (
+            f"{rel} has {found['maths']} maths elements but MathJax did not load "
+            f"(scripts: {found['scripts']}, error: {found['error']})")
+        assert found["containers"] and found["unrendered"] == [], (
+            f"{rel}: maths without MathJax output (mjx-container): {found['unrendered'][:5]}")
+
+
+def test_mathjax_is_served_by_the_book():
+    """Every page that loads MathJax names a file of the book itself, and that file is there."""
+    if not pages():
+        pytest.skip(f"no built book at {HTML}")
+    problems = []
+    for page in pages():
+        html = page.read_text(encoding="utf-8", errors="replace")
+        for src in re.findall(r"<script[^>]*\bsrc=\"([^\"]*mathjax[^\"]*)\"", html, flags=re.I):
+            target = (page.parent / unquote(urlparse(src).path)).resolve()
+            if urlparse(src).scheme or src.startswith("//") or not target.is_file():
+                problems.append(f"{page.relative_to(HTML)}: {src}")
+    assert problems == [], f"MathJax not served from the book: {problems}"
+
+
+# Opens every dropdown, then measures each image in the article and the article's content box.
+_FIGURES_JS = r"""
+document.querySelectorAll("details").forEach(d => { d.open = true; });
+const article = document.querySelector("article.bd-article") || document.querySelector("article");
+if (!article) return null;
+const style = getComputedStyle(article);
+const column = article.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+return {
+  window: window.innerWidth,
+  column: Math.round(column),
+  images: Array.from(article.querySelectorAll("img")).map(i => ({
+    alt: i.alt, src: (i.getAttribute("src") || "").slice(0, 100),
+    natural: i.naturalWidth, shown: i.clientWidth, visible: i.getClientRects().length > 0,
+  })),
+};
+"""
+
+LESSON_PAGES = [p for p in pages() if p.relative_to(HTML).parts[0] == "lessons"]
+
+
+@pytest.mark.parametrize("page", LESSON_PAGES, ids=lambda p: str(p.relative_to(HTML)))
+def test_figures_are_not_shrunk(browser, server, page):
+    """At 1280 x 900, every figure of a lesson is shown at 75% of its natural width or more.
+
+    A matplotlib PNG wider than the article column is scaled down to fit, and its text with it;
+    the printed column width is the most a figure can take (in CSS pixels, = image pixels at
+    the browser's zoom of 100%)."""
+    rel = page.relative_to(HTML).as_posix()
+    browser.set_window_size(1280, 900)
+    _open(browser, urljoin(server, rel))
+    found = browser.execute_script(_FIGURES_JS)
+    assert found, f"{rel} has no article element"
+    print(f"\n{rel}: window {found['window']} px wide, article column {found['column']} px; "
+          + "; ".join(f"{i['src'][-40:]} {i['natural']} -> {i['shown']} px"
+                      for i in found["images"]))
+    shrunk = [f"{i['alt'] or '(no alt)'} [{i['src']}]: natural {i['natural']} px, shown "
+              f"{i['shown']} px ({i['shown'] / i['natural']:.0%})"
+              for i in found["images"]
+              if i["visible"] and i["natural"] and i["shown"] < 0.75 * i["natural"]]
+    assert shrunk == [], (
+        f"{rel}: figures shown at less than 75% of their natural width in a 1280 px window "
+        f"(article column {found['column']} px): {shrunk}")

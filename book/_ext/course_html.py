@@ -49,7 +49,8 @@ def mathjax_source() -> Path:
 
 def _use_local_mathjax(app, config) -> None:
     mathjax_source()  # fail early, before any notebook runs, when the package is missing
-    config.mathjax_path = f"{MATHJAX_DIR}/{MATHJAX_COMPONENT}"  # under _static, made relative per page
+    # A path under _static: Sphinx makes it relative to each page (../_static/... in lessons/).
+    config.mathjax_path = f"{MATHJAX_DIR}/{MATHJAX_COMPONENT}"
 
 
 def _copy_mathjax(app) -> None:
