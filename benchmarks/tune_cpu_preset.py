@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from lib.data import load_char_corpus  # noqa: E402
 from lib.model import GPTConfig  # noqa: E402
-from lib.train import TrainConfig, Trainer, split_loss  # noqa: E402
+from lib.trainer import TrainConfig, Trainer, split_loss  # noqa: E402
 
 PRESET = "shakespeare-char-cpu"
 OUT = ROOT / "benchmarks" / "cpu-preset-tuning.json"

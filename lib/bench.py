@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 
 from .data import get_batch
-from .device import describe, pick_device
+from .device import describe, measured_peak_flops, pick_device, sync
 from .model import GPT, lm_loss
-from .train import PRESETS, Trainer, _sync, measured_peak_flops
+from .course import PRESETS
+from .trainer import Trainer
 
 
 def plain_loop(model: GPT, optimizer, data: torch.Tensor, batch_size: int, steps: int,
@@ -75,16 +76,16 @@ def benchmark(preset: str = "shakespeare-char-cpu", steps: int = 20, rounds: int
 
     trainer_rates, plain_rates = [], []
     for _ in range(rounds):
-        _sync(dev)
+        sync(dev)
         t0 = time.perf_counter()
         plain_loop(plain, optimizer, data, config.batch_size * config.grad_accum_steps, steps,
                    plain_gen, dev)
-        _sync(dev)
+        sync(dev)
         plain_rates.append(steps * tokens / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         for _ in range(steps):
             trainer.train_step()
-        _sync(dev)
+        sync(dev)
         trainer_rates.append(steps * tokens / (time.perf_counter() - t0))
 
     flops_per_token = trainer.model.flops_per_token()
@@ -143,9 +144,9 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"--out {args.out} is a folder; give a file name such as {args.out}/cpu.json")
         results = benchmark(args.preset, args.steps, args.rounds, args.device)
     except (ValueError, TypeError) as err:
-        from .cli import _fail
+        from .cli import fail
 
-        _fail(p, err)
+        fail(p, err)
     except KeyboardInterrupt:
         sys.exit(130)
     print(report(results))

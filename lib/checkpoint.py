@@ -1,4 +1,4 @@
-"""Checkpoints: written atomically, loaded safely, and the trained-model cache of the lessons.
+"""Checkpoints: written atomically, loaded safely; and the key maker of the run cache (lib.course).
 
 A checkpoint is one file of plain tensors and plain data (dicts, lists, numbers, strings), so
 it loads with `torch.load(..., weights_only=True)`: loading never runs code from the file.
@@ -33,8 +33,8 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """Write `state` to `path` (a file, or a folder that gets `ckpt.pt`) atomically.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and only then
-    renamed over the old checkpoint. A crash at any moment leaves either the old checkpoint or
-    the new one, never half of one.
+    renamed over the old checkpoint; the folder is flushed too, so the rename survives a power
+    cut. A crash at any moment leaves either the old checkpoint or the new one, never half of one.
     """
     target = checkpoint_file(path)
     if target.is_dir():
@@ -51,11 +51,26 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)  # atomic on POSIX and Windows
+        _fsync_folder(target.parent)  # the rename itself reaches the disk before we return
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return target
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk, so a power cut after a rename keeps the new name.
+
+    POSIX only: Windows cannot open a folder as a file, and its rename is already durable.
+    """
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _looks_like_a_checkpoint(path: Path) -> bool:
@@ -100,15 +115,6 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 
 # --------------------------------------------------------------------------- the run cache
-
-
-def lib_fingerprint() -> str:
-    """sha256 over the source of every module in lib: any change to lib changes it."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def run_key(*parts) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -16,13 +18,14 @@ import torch
 from . import data
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import GPTConfig
-from .train import (MAX_SEED, PRESETS, TrainConfig, Trainer, TrainingDiverged, add_config_flags,
-                    load_model, split_loss)
+from .course import PRESETS
+from .trainer import MAX_SEED, TrainConfig, Trainer, TrainingDiverged, load_model, split_loss
 
 USER_ERRORS = (ValueError, TypeError, data.CorpusError, CheckpointError, OSError)
 
 
-def _fail(parser: argparse.ArgumentParser, err: BaseException, code: int = 2):
+def fail(parser: argparse.ArgumentParser, err: BaseException, code: int = 2):
+    """Print one line, `PROG: error: ...`, on stderr and exit with `code` (2: a usage error)."""
     print(f"{parser.prog}: error: {err}", file=sys.stderr)
     sys.exit(code)
 
@@ -49,6 +52,33 @@ def load_corpus(path: str | None) -> data.CharCorpus:
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train, val = data.train_val_split(ids, 0.1)
     return data.CharCorpus(text, tok, train, val, data.sha256_of(path))
+
+
+def field_help(cls) -> dict[str, str]:
+    """The comment after each field of a config dataclass, as help text for its flag."""
+    helps = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.*)", line)
+        if m:
+            helps[m.group(1)] = m.group(2)
+    return helps
+
+
+def add_config_flags(parser, cls, group_title: str, skip=()) -> None:
+    """One --flag per field of a config dataclass, typed, with the field's comment as help."""
+    group = parser.add_argument_group(group_title)
+    helps = field_help(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if kind == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=helps.get(f.name, ""))
+        else:
+            group.add_argument(flag, dest=f.name, type={"int": int, "float": float}.get(kind, str),
+                               default=None, metavar=kind.upper(), help=helps.get(f.name, ""))
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -104,9 +134,9 @@ def train_main(argv: list[str] | None = None) -> None:
                   f"{trainer.tokens_per_step:,} tokens per step.")
         trainer.run()
     except TrainingDiverged as err:
-        _fail(parser, err, code=1)
+        fail(parser, err, code=1)
     except USER_ERRORS as err:
-        _fail(parser, err)
+        fail(parser, err)
     except KeyboardInterrupt:
         print("\nInterrupted; the last checkpoint (if any) is intact.", file=sys.stderr)
         sys.exit(130)
@@ -167,5 +197,5 @@ def sample_main(argv: list[str] | None = None) -> None:
         gen = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
         out = generate(model, idx, args.tokens, args.temperature, args.top_k, args.top_p, gen)
     except USER_ERRORS as err:
-        _fail(parser, err)
+        fail(parser, err)
     print(tokenizer.decode(out[0]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 import torch
 
@@ -69,3 +70,43 @@ def describe(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device to finish its queued work (CUDA runs asynchronously), before timing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+_PEAK: dict = {}
+
+
+def measured_peak_flops(device: torch.device, dtype=None, seconds: float = 0.5, trials: int = 5) -> float:
+    """The machine's matrix-multiply rate in FLOP/s, measured (once per process and device).
+
+    Model FLOP utilisation (MFU) is reported against this measured peak, not a datasheet. The
+    rate is the best of several short trials, so a moment when another program held the CPU
+    does not make the peak look low (and the MFU of a later, quieter run look above 100%).
+    """
+    device = torch.device(device)
+    key = (str(device), dtype)
+    if key not in _PEAK:
+        n = 1024 if device.type == "cpu" else 8192
+        # A generator of its own: training must not depend on whether this measurement ran.
+        g = torch.Generator(device=device).manual_seed(0)
+        a = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)
+        b = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)
+        a @ b  # warm up
+        sync(device)
+        best = 0.0
+        for _ in range(trials):
+            reps, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / trials or reps < 2:
+                a @ b
+                reps += 1
+                if reps % 4 == 0:
+                    sync(device)
+            sync(device)
+            best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0))
+        _PEAK[key] = best
+    return _PEAK[key]

@@ -123,3 +123,19 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     finally:
         model.train(was_training)
     return idx
+
+
+def sample_recorder(tokenizer, prompt: str = "\n", length: int = 200, seed: int = 0):
+    """A callback for `Trainer.run` that appends a sample to `trainer.history["samples"]`.
+
+    Every sample starts from the same prompt with the same seed, so the samples differ only
+    because the model changed. The seeded generator leaves the training's random state alone.
+    """
+
+    def record(trainer) -> None:
+        idx = torch.tensor([tokenizer.encode(prompt)], device=trainer.device)
+        out = generate(trainer.model, idx, length, generator=torch.Generator().manual_seed(seed))
+        trainer.history.setdefault("samples", []).append(
+            {"step": trainer.step, "text": tokenizer.decode(out[0, len(prompt):])})
+
+    return record

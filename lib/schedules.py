@@ -4,8 +4,9 @@ Every schedule has the same signature, `f(step, total_steps, warmup_steps, floor
 `get_schedule` binds the run's settings once, returning `step -> multiplier`. Steps count
 optimizer steps from 0 to total_steps - 1.
 
-Warmup, shared by all but `constant`: the multiplier rises linearly, (step + 1) / warmup_steps,
-reaching 1 at the last warmup step; steps past it follow the schedule's own shape.
+Warmup, shared by every schedule (`constant` too, when warmup_steps > 0): the multiplier rises
+linearly, (step + 1) / warmup_steps, reaching 1 at the last warmup step; steps past it follow
+the schedule's own shape.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import torch
 
 from lib.data import CharCorpus, CharTokenizer, train_val_split
 from lib.model import GPTConfig
-from lib.train import TrainConfig
+from lib.trainer import TrainConfig
 
 WORDS = "the king and queen of love shall speak to me now my lord good night sweet prince".split()
 

@@ -71,7 +71,7 @@ def test_the_cpu_preset_is_the_best_tuned_variant():
     """The tuning results that the Performance page shows are of the preset the course trains:
     the best-scoring variant's model and training settings (all but the step count, which the
     tuning sets from the time budget on its machine) are the preset's."""
-    from lib.train import PRESETS
+    from lib.course import PRESETS
 
     tune, results = _tuning()
     best = min(results["runs"], key=lambda r: r["val_loss_full_split"])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import book
+from lib import book, plotting
 
 
 @pytest.fixture
@@ -28,7 +28,15 @@ def test_scalars_become_plain_python(captured):
 
 
 def test_figures_are_closed_after_gluing(captured):
-    fig, _ = plt.subplots()
+    fig, _ = plotting.figure("A figure", "x", "y")
     book.glue("fig", fig)
     assert captured["fig"] is fig
     assert not plt.fignum_exists(fig.number)
+
+
+def test_a_figure_that_breaks_the_rules_is_not_glued(captured):
+    fig, _ = plt.subplots(figsize=(12, 3), dpi=72)
+    with pytest.raises(ValueError, match="72 dpi.*12.0 inches wide"):
+        book.glue("fig", fig)
+    assert "fig" not in captured
+    plt.close(fig)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lib import checkpoint as ckpt
-from lib.train import Trainer, load_model
+from lib.trainer import Trainer, load_model
 
 from conftest import tiny_model_config, tiny_train_config
 
@@ -96,9 +96,9 @@ def test_interrupted_save_keeps_the_previous_checkpoint(saved, monkeypatch):
     assert [p.name for p in saved.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
 
 
-def test_lib_fingerprint_is_stable():
-    assert ckpt.lib_fingerprint() == ckpt.lib_fingerprint()
-    assert ckpt.run_key({"a": 1}, "x") == ckpt.run_key({"a": 1}, "x") != ckpt.run_key({"a": 2}, "x")
+def test_run_key_depends_on_every_part():
+    assert ckpt.run_key({"a": 1}, "x") == ckpt.run_key({"a": 1}, "x")
+    assert ckpt.run_key({"a": 1}, "x") != ckpt.run_key({"a": 2}, "x") != ckpt.run_key({"a": 2}, "y")
 
 
 def test_no_torch_load_without_weights_only():
@@ -120,3 +120,15 @@ def test_save_never_overwrites_a_file_that_is_not_a_checkpoint(tmp_path):
     ckpt.save_checkpoint({"step": 1}, tmp_path / "run.pt")
     ckpt.save_checkpoint({"step": 2}, tmp_path / "run.pt")  # a checkpoint is replaced, as it should
     assert ckpt.load_checkpoint(tmp_path / "run.pt")["step"] == 2
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a folder is flushed on POSIX only")
+def test_save_flushes_the_file_and_then_its_folder(tmp_path, monkeypatch):
+    import stat
+
+    flushed = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(stat.S_ISDIR(os.fstat(fd).st_mode)),
+                                                 real_fsync(fd))[1])
+    ckpt.save_checkpoint({"step": 1}, tmp_path / "run")
+    assert flushed == [False, True]  # the temporary file's bytes, then the folder's new entry

@@ -12,7 +12,7 @@ import pytest
 
 from lib import checkpoint as ckpt
 from lib.cli import load_corpus
-from lib.train import load_model, split_loss
+from lib.trainer import load_model, split_loss
 
 TINY = ["--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
         "--batch-size", "8", "--warmup-steps", "5", "--eval-interval", "20", "--eval-batches", "2",
@@ -44,7 +44,7 @@ def small_checkpoint(text_file, tmp_path_factory):
 
 def test_help_explains_every_flag():
     from lib.model import GPTConfig
-    from lib.train import TrainConfig
+    from lib.trainer import TrainConfig
     import dataclasses
 
     out = run("lib.train", "--help").stdout

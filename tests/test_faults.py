@@ -55,13 +55,14 @@ def test_killed_while_writing_a_checkpoint_leaves_a_loadable_one(tmp_path, delay
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys
-    import lib.checkpoint, lib.cli, lib.data, lib.model, lib.sampling, lib.train  # before the hook
+    import lib.checkpoint, lib.cli, lib.course, lib.data, lib.model, lib.sampling, lib.trainer  # before the hook
     import torch
     import torch._dynamo  # torch makes its compile cache folder in TMPDIR when this is first
     # imported (AdamW imports it): torch's own doing, so done before the hook watches
     from lib.data import CharCorpus, CharTokenizer, train_val_split
     from lib.model import GPTConfig
-    from lib.train import TrainConfig, Trainer, load_model, train_or_load
+    from lib.course import train_or_load
+    from lib.trainer import TrainConfig, Trainer, load_model
     from lib.sampling import generate
 
     text_file, out, log = sys.argv[1:4]

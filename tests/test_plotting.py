@@ -23,3 +23,45 @@ def test_ema_smooths_and_lags():
     assert plotting.ema([5.0], beta=0.0) == [5.0]
     with pytest.raises(ValueError, match="beta"):
         plotting.ema([1.0], beta=1.0)
+
+
+def test_a_figure_made_the_course_way_passes_the_check():
+    fig, ax = plotting.figure("Loss", "step", "loss (nats)")
+    ax.plot(range(100), [1 / (1 + s) for s in range(100)], label="training")
+    plotting.legend(ax)
+    plotting.check_figure(fig)  # no error
+    fig, axes = plotting.subplots(2, 1, size=(5.9, 5))
+    assert len(axes) == 2 and all(a.get_figure().dpi == plotting.DPI for a in axes)
+    plotting.check_figure(fig)
+    plt.close("all")
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda: plt.subplots(figsize=(6, 3), dpi=100), "100 dpi"),
+    (lambda: plt.subplots(figsize=(11, 3), dpi=150), "11.0 inches wide"),
+])
+def test_the_check_names_low_resolution_and_too_wide_figures(make, problem):
+    fig, ax = make()
+    with pytest.raises(ValueError, match=problem):
+        plotting.check_figure(fig)
+    plt.close(fig)
+
+
+def test_the_check_names_small_text():
+    fig, ax = plotting.figure("Tiny", "x", "y")
+    ax.text(0.5, 0.5, "a note", fontsize=6)
+    with pytest.raises(ValueError, match="'a note' is 6 pt"):
+        plotting.check_figure(fig)
+    plt.close(fig)
+
+
+def test_the_check_finds_a_legend_over_the_data_and_passes_one_beside_it():
+    fig, ax = plotting.figure("Covered", "x", "y")
+    ax.plot([0, 1], [1, 1], label="a line along the top, where the legend goes")
+    ax.plot([0, 1], [0, 0])
+    ax.legend(loc="upper left")
+    with pytest.raises(ValueError, match="covers its data"):
+        plotting.check_figure(fig)
+    plotting.legend(ax)
+    plotting.check_figure(fig)
+    plt.close(fig)

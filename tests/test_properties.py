@@ -21,7 +21,7 @@ from lib.data import CharTokenizer
 from lib.model import GPT, GPTConfig
 from lib.sampling import check_sampling_args, filter_probs, generate, sample_next
 from lib.schedules import SCHEDULES, get_schedule
-from lib.train import TrainConfig, Trainer
+from lib.trainer import TrainConfig, Trainer
 
 from conftest import tiny_model_config
 

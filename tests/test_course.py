@@ -1,0 +1,128 @@
+"""lib.course: the presets, the course's preset per device, and the run cache's key."""
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import lib
+from lib import course
+from lib.course import PRESETS, VAL_LOSS_BOUND, course_config, course_preset, train_or_load
+from lib.data import CharCorpus
+from lib.trainer import Trainer
+
+from conftest import tiny_model_config, tiny_train_config
+
+
+@pytest.fixture
+def counted_runs(monkeypatch, tmp_path):
+    """An empty run cache, and a list that grows by one each time a run really trains."""
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    runs = []
+    original = Trainer.run
+    monkeypatch.setattr(Trainer, "run", lambda self, **kw: (runs.append(1), original(self, **kw))[1])
+    return runs
+
+
+def test_train_or_load_caches_and_never_serves_stale_runs(small_corpus, counted_runs, monkeypatch):
+    mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
+    a = train_or_load(mc, tiny_train_config(max_steps=5), small_corpus, verbose=False)
+    b = train_or_load(mc, tiny_train_config(max_steps=5), small_corpus, verbose=False)
+    assert len(counted_runs) == 1  # the second call was served from the cache
+    assert [r["loss"] for r in a.history["train"]] == [r["loss"] for r in b.history["train"]]
+    assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    train_or_load(mc, tiny_train_config(max_steps=6), small_corpus, verbose=False)
+    assert len(counted_runs) == 2  # another config: trained
+    train_or_load(mc, tiny_train_config(max_steps=5, progress=True), small_corpus, verbose=False)
+    assert len(counted_runs) == 2  # the progress bar does not change what training computes
+    monkeypatch.setattr(course, "source_fingerprint", lambda: "the model's source changed")
+    train_or_load(mc, tiny_train_config(max_steps=5), small_corpus, verbose=False)
+    assert len(counted_runs) == 3  # the source changed: trained again
+
+
+def test_two_corpora_that_differ_only_in_their_data_get_different_runs(small_corpus, counted_runs):
+    """Same tokenizer, same text attribute and label, one training token changed: not the same run."""
+    train = small_corpus.train.clone()
+    train[100] = (train[100] + 1) % small_corpus.tokenizer.vocab_size
+    other = CharCorpus(small_corpus.text, small_corpus.tokenizer, train, small_corpus.val,
+                       small_corpus.sha256)
+    mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
+    a = train_or_load(mc, tiny_train_config(max_steps=5), small_corpus, verbose=False)
+    b = train_or_load(mc, tiny_train_config(max_steps=5), other, verbose=False)
+    assert len(counted_runs) == 2
+    # a validation split that differs gets its own run too (its losses are in the history)
+    val = small_corpus.val[:-1]
+    train_or_load(mc, tiny_train_config(max_steps=5),
+                  CharCorpus(small_corpus.text, small_corpus.tokenizer, small_corpus.train, val,
+                             small_corpus.sha256), verbose=False)
+    assert len(counted_runs) == 3
+    assert a.history["eval"][0]["val_loss"] == b.history["eval"][0]["val_loss"]  # same val split
+
+
+def copy_of_lib(tmp_path) -> Path:
+    root = tmp_path / "lib"
+    shutil.copytree(Path(lib.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_a_plotting_change_keeps_the_cache_and_a_model_change_does_not(tmp_path):
+    root = copy_of_lib(tmp_path)
+    before = course.source_fingerprint(root=root)
+    assert before == course.source_fingerprint()  # the copy is the real lib
+    for helper in ("plotting.py", "book.py", "baselines.py", "course.py", "cli.py"):
+        (root / helper).write_text((root / helper).read_text() + "\n# an edit\n")
+    assert course.source_fingerprint(root=root) == before
+    (root / "model.py").write_text((root / "model.py").read_text() + "\n# an edit\n")
+    assert course.source_fingerprint(root=root) != before
+
+
+def test_every_module_that_changes_training_is_in_the_fingerprint(tmp_path):
+    root = copy_of_lib(tmp_path)
+    before = course.source_fingerprint(root=root)
+    for name in course.COMPUTE_MODULES:
+        path = root / f"{name}.py"
+        original = path.read_text()
+        path.write_text(original + "\n# an edit\n")
+        assert course.source_fingerprint(root=root) != before, name
+        path.write_text(original)
+
+
+def test_course_preset_follows_the_device_and_the_environment(monkeypatch):
+    monkeypatch.delenv("COURSE_PRESET", raising=False)
+    assert course_preset("cpu") == "shakespeare-char-cpu"
+    assert course_preset("cuda") == "shakespeare-char-gpu"
+    monkeypatch.setenv("COURSE_PRESET", "shakespeare-char-mini")
+    assert course_preset("cpu") == course_preset("cuda") == "shakespeare-char-mini"
+    name, model_config, config = course_config("cpu")
+    assert (name, model_config, config) == ("shakespeare-char-mini", PRESETS[name][0],
+                                            dataclasses.replace(PRESETS[name][1], device="cpu"))
+    monkeypatch.setenv("COURSE_PRESET", "shakespeare-char-huge")
+    with pytest.raises(ValueError, match="COURSE_PRESET='shakespeare-char-huge'.*shakespeare-char-cpu"):
+        course_preset("cpu")
+
+
+def test_the_swap_preset_differs_from_the_cpu_preset_where_lessons_could_hard_code_it():
+    cpu_model, cpu_train = PRESETS["shakespeare-char-cpu"]
+    mini_model, mini_train = PRESETS["shakespeare-char-mini"]
+    for field in ("block_size", "n_embd", "n_head", "dropout"):
+        assert getattr(cpu_model, field) != getattr(mini_model, field), field
+    for field in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
+        assert getattr(cpu_train, field) != getattr(mini_train, field), field
+    assert set(VAL_LOSS_BOUND) == set(PRESETS)
+
+
+def test_train_seeds_trains_each_seed_once_and_keeps_the_split_loss(small_corpus, counted_runs):
+    from lib.course import train_seeds, val_split_loss
+    from lib.trainer import split_loss
+
+    mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
+    runs = train_seeds(mc, tiny_train_config(max_steps=3, warmup_steps=1), small_corpus, seeds=(0, 1))
+    assert [t.config.seed for t in runs] == [0, 1] and len(counted_runs) == 2
+    again = train_seeds(mc, tiny_train_config(max_steps=3, warmup_steps=1), small_corpus, seeds=(0, 1))
+    assert len(counted_runs) == 2  # both from the cache
+    for t in again:  # the whole-split loss came back with the cached run
+        assert t.history["val_split_loss"] == pytest.approx(split_loss(t.model, small_corpus.val))
+        assert val_split_loss(t) == t.history["val_split_loss"]
+    assert runs[0].history["val_split_loss"] != runs[1].history["val_split_loss"]
