@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test unit gpu-test browser-test lab clean
+.PHONY: book test test-swap unit gpu-test browser-test lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests --nbval lessons
+
+test-swap: $(STAMP)   # every lesson again, the course's model swapped for another preset
+	COURSE_PRESET=shakespeare-char-mini $(BIN)/python -m pytest --nbval lessons
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests

@@ -63,8 +63,14 @@ def subplots(nrows: int = 1, ncols: int = 1, *, size=(5.9, 3.4), **kwargs):
     return fig, axes
 
 
-def legend(ax, **kwargs):
-    """A legend to the right of the axes, outside the data, whatever the data does."""
+def legend(ax, below: bool = False, **kwargs):
+    """A legend outside the data, whatever the data does: to the right of the axes, or, with
+    `below=True` (for long labels), under the whole figure."""
+    if below:
+        handles, labels = ax.get_legend_handles_labels()
+        kwargs = {"loc": "outside lower center", "ncols": min(len(labels), 2), "frameon": False,
+                  **kwargs}
+        return ax.figure.legend(handles, labels, **kwargs)
     kwargs = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0,
               "frameon": False, **kwargs}
     return ax.legend(**kwargs)

@@ -64,4 +64,9 @@ def test_the_check_finds_a_legend_over_the_data_and_passes_one_beside_it():
         plotting.check_figure(fig)
     plotting.legend(ax)
     plotting.check_figure(fig)
+    ax.get_legend().remove()
+    leg = plotting.legend(ax, below=True)
+    plotting.check_figure(fig)
+    fig.canvas.draw()
+    assert leg.get_window_extent().y1 <= ax.get_window_extent().y0  # under the axes
     plt.close(fig)
