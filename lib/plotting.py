@@ -87,6 +87,10 @@ def check_figure(fig) -> None:
                         "make it narrower")
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+    drawn = fig.get_tightbbox(renderer).width  # what the book shows: the figure cropped to its ink
+    if width <= MAX_WIDTH + 1e-9 and drawn > MAX_WIDTH + 0.05:
+        problems.append(f"its text reaches {drawn:.1f} inches wide, beyond its {width:.1f}: a legend "
+                        "or label sticks out; give it fewer columns or shorter labels")
     for text in fig.findobj(matplotlib.text.Text):
         if text.get_visible() and text.get_text().strip() and text.get_fontsize() < MIN_FONT:
             problems.append(f"text {text.get_text()[:30]!r} is {text.get_fontsize():.0f} pt, "

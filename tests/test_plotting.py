@@ -70,3 +70,13 @@ def test_the_check_finds_a_legend_over_the_data_and_passes_one_beside_it():
     fig.canvas.draw()
     assert leg.get_window_extent().y1 <= ax.get_window_extent().y0  # under the axes
     plt.close(fig)
+
+
+def test_the_check_finds_a_legend_that_sticks_out_of_the_figure():
+    fig, ax = plotting.figure("Wide legend", "x", "y")
+    for i in range(6):
+        ax.plot([0, 1], [i, i], label=f"a rather long label for line number {i}")
+    plotting.legend(ax, below=True, ncols=6)
+    with pytest.raises(ValueError, match="sticks out"):
+        plotting.check_figure(fig)
+    plt.close(fig)
