@@ -30,7 +30,7 @@ def test_a_figure_made_the_course_way_passes_the_check():
     ax.plot(range(100), [1 / (1 + s) for s in range(100)], label="training")
     plotting.legend(ax)
     plotting.check_figure(fig)  # no error
-    fig, axes = plotting.subplots(2, 1, size=(5.9, 5))
+    fig, axes = plotting.subplots(2, 1, size=(5.7, 5))
     assert len(axes) == 2 and all(a.get_figure().dpi == plotting.DPI for a in axes)
     plotting.check_figure(fig)
     plt.close("all")
