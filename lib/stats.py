@@ -73,8 +73,16 @@ def rank(results: dict, lower_is_better: bool = True) -> list[list[Spread]]:
 
 
 def ranking_text(groups: list[list[Spread]], better: str = "<") -> str:
-    """'cosine ≈ wsd < constant': ≈ joins settings inside each other's spread."""
-    return f" {better} ".join(" ≈ ".join(s.name for s in group) for group in groups)
+    """'cosine ≈ wsd < constant': the settings in order of their mean, each neighbour joined by
+    ≈ when the two lie inside each other's spread and by `better` when they differ.
+
+    Ties are not transitive (a ≈ b and b ≈ c while a < c is possible), so the text speaks of
+    neighbours only; ask `different` about any other pair."""
+    ordered = [s for group in groups for s in group]
+    text = ordered[0].name
+    for a, b in zip(ordered, ordered[1:]):
+        text += f" {better if different(a, b) else '≈'} {b.name}"
+    return text
 
 
 # --------------------------------------------------------------------------- generated text

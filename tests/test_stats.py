@@ -49,3 +49,12 @@ def test_text_measures():
     assert math.isnan(stats.known_word_share("123 !!", {"a"})) and math.isnan(stats.distinct_ngrams("ab", 3))
     with pytest.raises(ValueError, match="n must be"):
         stats.distinct_ngrams("abc", 0)
+
+
+def test_the_ranking_text_speaks_of_neighbours_only():
+    """a ≈ b and b ≈ c, yet a < c: the text joins neighbours, and `different` answers the rest."""
+    results = {"a": [1.00, 1.03], "b": [1.03, 1.06], "c": [1.06, 1.09]}
+    text = stats.ranking_text(stats.rank(results))
+    assert text == "a ≈ b ≈ c"
+    s = stats.spreads(results)
+    assert stats.different(s["a"], s["c"])
