@@ -4,6 +4,7 @@ validation split, and keep the results with the machine, date and command.
     python benchmarks/tune_cpu_preset.py                   # every variant not yet measured
     python benchmarks/tune_cpu_preset.py --only lr3e-3     # just these (measured again)
     python benchmarks/tune_cpu_preset.py --list            # the variants and what they change
+    python benchmarks/tune_cpu_preset.py --only 2-layers 1-layer --seeds 0 1 2   # with 3 seeds
 
 Each variant starts from another (the first, `start`, is the preset before tuning), changes a
 few fields, and trains on Tiny Shakespeare for `--max-time` seconds (120, the course's
@@ -14,7 +15,9 @@ the schedule's end. (Early runs used a margin of 0 or 10%, and a few ran out of 
 their time; their `seconds` says so.)
 The score is the loss on the whole validation split (every token predicted once), not the
 trainer's estimate from a few random batches. Results go to benchmarks/cpu-preset-tuning.json
-(one entry per variant, replaced when measured again); the Performance appendix renders them.
+(one entry per variant and seed, replaced when measured again); the Performance appendix renders
+them, as a mean and spread over the seeds where a variant has several. A variant without
+`--seeds` runs with its config's own seed (1337).
 Run one variant at a time on an otherwise idle machine: the budget is wall-clock time.
 """
 
@@ -113,8 +116,10 @@ def steps_for(model_config, config, corpus, seconds: float, probe_steps: int = 1
     return max(config.warmup_steps + 1, int(1.25 * (seconds - evals * per_eval) / per_step))
 
 
-def run_variant(name: str, corpus, max_time: float) -> dict:
+def run_variant(name: str, corpus, max_time: float, seed: int | None = None) -> dict:
     model_config, config = configs(name)
+    if seed is not None:
+        config = dataclasses.replace(config, seed=seed)
     steps = steps_for(model_config, config, corpus, max_time)
     config = dataclasses.replace(config, max_steps=steps, max_time=max_time, progress=False,
                                  out_dir="")
@@ -125,6 +130,8 @@ def run_variant(name: str, corpus, max_time: float) -> dict:
     train_rows = trainer.history["train"]
     return {
         "variant": name,
+        "seed": config.seed,
+        "date": datetime.date.today().isoformat(),
         "tries": VARIANTS[name][0],
         "parent": VARIANTS[name][1],
         "model": model_config.to_dict(),
@@ -145,6 +152,8 @@ def main() -> None:
     p.add_argument("--only", nargs="+", choices=sorted(VARIANTS), help="measure just these, again")
     p.add_argument("--max-time", type=float, default=120.0, help="seconds of training (default 120)")
     p.add_argument("--out", type=Path, default=OUT, help=f"results file (default {OUT.relative_to(ROOT)})")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="train each variant once per seed (default: its config's seed)")
     p.add_argument("--list", action="store_true", help="list the variants and stop")
     args = p.parse_args()
     if args.list:
@@ -152,8 +161,10 @@ def main() -> None:
             print(f"{name:24} {what} (from {parent})")
         return
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
-    done = {r["variant"] for r in results["runs"]}
-    todo = args.only or [n for n in VARIANTS if n not in done]
+    seeds = args.seeds or [None]
+    done = {(r["variant"], r.get("seed", START_TRAIN.seed)) for r in results["runs"]}
+    todo = [(n, s) for n in (args.only or VARIANTS) for s in seeds
+            if args.only or (n, START_TRAIN.seed if s is None else s) not in done]
     corpus = load_char_corpus()
     results.update({
         "preset": PRESET,
@@ -164,11 +175,12 @@ def main() -> None:
         "command": "python benchmarks/tune_cpu_preset.py",
         "max_time": args.max_time,
     })
-    for name in todo:
-        r = run_variant(name, corpus, args.max_time)
-        print(f"{name:24} {r['steps']:5d} steps {r['seconds']:6.1f} s {r['tokens_per_sec']:8,.0f} tok/s "
+    for name, seed in todo:
+        r = run_variant(name, corpus, args.max_time, seed)
+        print(f"{name:24} seed {r['seed']:4d} {r['steps']:5d} steps {r['seconds']:6.1f} s {r['tokens_per_sec']:8,.0f} tok/s "
               f"val {r['val_loss_full_split']:.4f} (estimate {r['val_loss_estimate']:.4f})", flush=True)
-        results["runs"] = [x for x in results["runs"] if x["variant"] != name] + [r]
+        results["runs"] = [x for x in results["runs"]
+                           if (x["variant"], x.get("seed", START_TRAIN.seed)) != (name, r["seed"])] + [r]
         args.out.write_text(json.dumps(results, indent=1) + "\n")
 
 
