@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", metavar="FILE", help="also write the results to FILE as JSON")
     args = p.parse_args(argv)
     try:
-        if args.out and Path(args.out).is_dir():
-            raise ValueError(f"--out {args.out} is a folder; give a file name such as {args.out}/cpu.json")
+        if args.out:
+            _check_out(Path(args.out))  # before minutes of measuring, not after
         results = benchmark(args.preset, args.steps, args.rounds, args.device)
     except (ValueError, TypeError) as err:
         from .cli import fail
@@ -153,9 +153,35 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         command = "python -m lib.bench " + " ".join(argv if argv is not None else sys.argv[1:])
         results["command"] = command.strip()
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        try:
+            Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        except OSError as err:
+            from .cli import fail
+
+            print(json.dumps(results, indent=1))  # the measurement is not lost
+            fail(p, ValueError(f"--out {args.out}: cannot write it ({err.strerror or err}); the "
+                               "results are printed above"))
         print(f"results: {args.out}")
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a new file or an earlier result of this command, in a writable folder."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name such as {out}/cpu.json")
+    if out.exists():
+        try:
+            earlier = json.loads(out.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            earlier = None
+        if not (isinstance(earlier, dict) and "trainer_over_plain" in earlier):
+            raise ValueError(f"--out {out} exists and is not a result of lib.bench, so it is not "
+                             "overwritten; choose another file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot create its folder ({err.strerror or err})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise ValueError(f"--out {out}: its folder cannot be written; choose another file name")
 
 
 if __name__ == "__main__":

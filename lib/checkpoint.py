@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -24,9 +26,73 @@ class CheckpointError(RuntimeError):
 
 
 def checkpoint_file(path: str | os.PathLike) -> Path:
-    """A checkpoint's file: `path` itself, or `path/ckpt.pt` when `path` is a folder."""
+    """A checkpoint's file: `path` itself when it is a file (whatever its name), `path/ckpt.pt`
+    when it is a folder; a path that does not exist yet is a file if it has a suffix
+    (`run.pt`), else a folder."""
     path = Path(path)
+    if path.is_file():
+        return path
     return path / CHECKPOINT_FILE if path.is_dir() or path.suffix == "" else path
+
+
+def _tmp_prefix(target: Path, pid: int | None = None) -> str:
+    """Temporary files of a save are named `ckpt.pt.<pid>.<random>.tmp`: the pid says whose."""
+    return f"{target.name}.{os.getpid() if pid is None else pid}."
+
+
+def remove_stale_temporary_files(target: Path) -> list[Path]:
+    """Delete the temporary files that saves of `target` left behind when their process was
+    killed mid-write; keep those of a process still writing (two processes may train the same
+    cached run at once). Returns what was removed."""
+    removed = []
+    for tmp in target.parent.glob(f"{target.name}.*.tmp"):
+        pid = tmp.name[len(target.name) + 1:].split(".", 1)[0]
+        try:
+            if pid.isdigit() and int(pid) == os.getpid():
+                stale = True  # ours: our saves never overlap (each is one call), so it was cut short
+            elif pid.isdigit() and os.name == "posix":
+                stale = not _alive(int(pid))
+            else:  # no pid in the name, or no cheap check of one: only once surely abandoned
+                stale = time.time() - tmp.stat().st_mtime > 600
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            pass  # read-only, or gone already: nothing to clean, nothing lost
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (POSIX)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Before any training: make sure a checkpoint can be saved at `path` (a folder gets
+    ckpt.pt), so that an unwritable folder fails in one line at once, not after the run.
+    Creates the folder; returns the checkpoint file's path."""
+    target = checkpoint_file(path)
+    if target.exists() and not target.is_file():
+        raise CheckpointError(f"Cannot save a checkpoint at {target}: it exists and is not a "
+                              "regular file. Choose another folder.")
+    if target.is_file() and not _looks_like_a_checkpoint(target):
+        raise CheckpointError(f"Refusing to overwrite {target}: it exists and is not a PyTorch "
+                              "checkpoint. Save into a new folder instead.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise CheckpointError(f"Cannot write a checkpoint in {target.parent}: "
+                              f"{err.strerror or err}. Choose a folder you can write to.") from None
+    return target
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
@@ -39,23 +105,33 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     target = checkpoint_file(path)
     if target.is_dir():
         raise CheckpointError(f"Cannot save the checkpoint: {target} is a folder.")
+    if target.exists() and not target.is_file():  # a FIFO or a device: opening it could hang
+        raise CheckpointError(f"Cannot save the checkpoint at {target}: it exists and is not a "
+                              "regular file. Save into a new folder instead.")
     if target.exists() and not _looks_like_a_checkpoint(target):
         raise CheckpointError(  # never overwrite a learner's file with a checkpoint
             f"Refusing to overwrite {target}: it exists and is not a PyTorch checkpoint. "
             "Save into a new folder instead.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporary_files(target)
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save({"format_version": FORMAT_VERSION, **state}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)  # atomic on POSIX and Windows
+        tmp = None
         _fsync_folder(target.parent)  # the rename itself reaches the disk before we return
-    except BaseException:
-        if os.path.exists(tmp):
+    except (OSError, RuntimeError) as err:  # a full disk, a read-only folder: the old one stays
+        raise CheckpointError(
+            f"Could not save the checkpoint {target}: {err.strerror or err}. The previous "
+            "checkpoint there, if any, is unchanged; free some space or choose another folder."
+        ) from err
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return target
 
 
@@ -75,18 +151,41 @@ def _fsync_folder(folder: Path) -> None:
 
 def _looks_like_a_checkpoint(path: Path) -> bool:
     """torch.save writes a zip archive; anything else at the target is somebody's file."""
+    if not path.is_file():
+        return False
     with open(path, "rb") as f:
         return f.read(4) == b"PK\x03\x04" or path.stat().st_size == 0
+
+
+def _check_not_a_bomb(target: Path) -> None:
+    """torch.save stores its tensors uncompressed, so a checkpoint's data is no bigger than its
+    file. An archive that declares far more (compressed entries: a decompression bomb, which
+    could fill the memory) is refused before anything is unpacked."""
+    try:
+        with zipfile.ZipFile(target) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip at all: torch.load says what it is, below
+    size = target.stat().st_size
+    if declared > 2 * size + 2**20:
+        raise CheckpointError(
+            f"{target} declares {declared:,} bytes of data in a file of {size:,} bytes: it is "
+            "compressed, which torch.save never does (a decompression bomb?), so it was not loaded.")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a checkpoint written by `save_checkpoint`, safely (`weights_only=True`)."""
     target = checkpoint_file(path)
+    if target.parent.is_dir():
+        remove_stale_temporary_files(target)
+    if target.exists() and not target.is_file():
+        raise CheckpointError(f"{target} is not a regular file, so it is not a checkpoint.")
     if not target.exists():
         where = f"{path} has no {CHECKPOINT_FILE}" if Path(path).is_dir() else f"{target} does not exist"
         raise CheckpointError(f"No checkpoint: {where}. Train one first, or check the path.")
     if target.stat().st_size == 0:
         raise CheckpointError(f"{target} is empty (0 bytes): it is not a usable checkpoint.")
+    _check_not_a_bomb(target)
     try:
         state = torch.load(target, map_location=map_location, weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError) as err:
@@ -112,6 +211,31 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{target} is a PyTorch file but not a checkpoint of this course.")
     return state
+
+
+MAX_STEP = 10**12  # no run takes more steps; a larger count in a checkpoint means damage
+
+
+def check_training_state(state: dict) -> None:
+    """A training checkpoint's numbers make sense: a step count, a time, finite weights, a history."""
+    step, elapsed, history = state.get("step"), state.get("elapsed"), state.get("history")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise CheckpointError(f"The checkpoint's step is {step!r:.40}, not a step count: "
+                                   "the file is damaged.")
+    if (isinstance(elapsed, bool) or not isinstance(elapsed, (int, float))
+            or not (math.isfinite(elapsed) and elapsed >= 0)):
+        raise CheckpointError(f"The checkpoint's training time is {elapsed!r:.40}, not a "
+                                   "number of seconds: the file is damaged.")
+    if not (isinstance(history, dict) and all(isinstance(history.get(k), list)
+                                              for k in ("train", "eval"))):
+        raise CheckpointError("The checkpoint's history is not the trainer's: the file is damaged.")
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError("The checkpoint holds no weights: the file is damaged.")
+    for name, t in weights.items():
+        if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"The checkpoint's weights are not finite (NaN or inf in "
+                                       f"{name}): its run diverged, or the file is damaged.")
 
 
 # --------------------------------------------------------------------------- the run cache

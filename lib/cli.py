@@ -10,13 +10,16 @@ import argparse
 import dataclasses
 import inspect
 import re
+import signal
 import sys
+import threading
+import unicodedata
 from pathlib import Path
 
 import torch
 
 from . import data
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, check_writable, load_checkpoint
 from .model import GPTConfig
 from .course import PRESETS
 from .trainer import MAX_SEED, TrainConfig, Trainer, TrainingDiverged, load_model, split_loss
@@ -25,9 +28,17 @@ USER_ERRORS = (ValueError, TypeError, data.CorpusError, CheckpointError, OSError
 
 
 def fail(parser: argparse.ArgumentParser, err: BaseException, code: int = 2):
-    """Print one line, `PROG: error: ...`, on stderr and exit with `code` (2: a usage error)."""
-    print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    """Print one line, `PROG: error: ...`, on stderr and exit with `code` (2: a usage error).
+    Control characters (a terminal escape code in a file name or a corpus) are shown escaped,
+    never sent to the terminal."""
+    print(f"{parser.prog}: error: {printable(str(err))}", file=sys.stderr)
     sys.exit(code)
+
+
+def printable(text: str) -> str:
+    """`text` on one line with its control characters written as escapes (ESC as \\x1b)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 def _read_text(path: str) -> str:
@@ -41,17 +52,60 @@ def _read_text(path: str) -> str:
         raise ValueError(f"--data {path}: cannot read it ({err.strerror})") from None
 
 
-def load_corpus(path: str | None) -> data.CharCorpus:
-    """Tiny Shakespeare by default, or any UTF-8 text file, character-tokenized and split."""
+def load_corpus(path: str | None, tokenizer: data.CharTokenizer | None = None) -> data.CharCorpus:
+    """Tiny Shakespeare by default, or any UTF-8 text file, character-tokenized and split.
+    With `tokenizer` (a resumed run's), the text is encoded with it, not with its own."""
     if path is None:
-        return data.load_char_corpus()
-    text = _read_text(path)
-    if len(text) < 2:
-        raise ValueError(f"--data {path}: the file holds {len(text)} characters; a corpus needs more")
-    tok = data.CharTokenizer.from_text(text)
-    ids = torch.tensor(tok.encode(text), dtype=torch.long)
-    train, val = data.train_val_split(ids, 0.1)
-    return data.CharCorpus(text, tok, train, val, data.sha256_of(path))
+        corpus = data.load_char_corpus()
+    else:
+        text = _read_text(path)
+        if len(text) < 2:
+            raise ValueError(f"--data {path}: the file holds {len(text)} characters; a corpus needs more")
+        control = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\n\r\t\f")
+        if control > 0.01 * len(text):
+            raise ValueError(f"--data {path}: {control / len(text):.0%} of its characters are "
+                             "control characters (NUL and the like), so it is not plain text "
+                             "(UTF-16? save it as UTF-8)")
+        tok = data.CharTokenizer.from_text(text)
+        train, val = data.train_val_split(tok.encode_tensor(text), 0.1)
+        corpus = data.CharCorpus(text, tok, train, val, data.sha256_of(path))
+    if tokenizer is not None and tokenizer.to_dict() != corpus.tokenizer.to_dict():
+        raise ValueError(f"{'--data ' + path if path else 'Tiny Shakespeare'} has other characters "
+                         "than the corpus this run was trained on: resume without --data to use "
+                         "that corpus, or start a new run (another --out, or --overwrite)")
+    return corpus
+
+
+def corpus_record(path: str | None, corpus: data.CharCorpus) -> dict:
+    """What a checkpoint keeps of its corpus, so that --resume reads the same one."""
+    return {"path": str(Path(path).resolve()) if path else None, "sha256": corpus.sha256}
+
+
+def resume_corpus(path: str | None, state: dict) -> tuple[str | None, data.CharCorpus]:
+    """The corpus to resume a run on: the one its checkpoint records (or --data, which must be
+    that same text). Returns (path, corpus)."""
+    record = (state.get("meta") or {}).get("corpus")
+    tokenizer = data.CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
+    if record is None:  # a checkpoint from before corpora were recorded: trust --data
+        return path, load_corpus(path, tokenizer)
+    if path is None:
+        path = record["path"]
+    elif record["path"] is None or Path(path).resolve() != Path(record["path"]):
+        where = record["path"] or "Tiny Shakespeare (no --data)"
+        corpus = load_corpus(path)
+        if corpus.sha256 != record["sha256"]:
+            raise ValueError(f"--data {path} is not the corpus this run was trained on ({where}); "
+                             "resume without --data, or start a new run (another --out, or --overwrite)")
+        return path, load_corpus(path, tokenizer)
+    try:
+        corpus = load_corpus(path, tokenizer)
+    except ValueError as err:
+        raise ValueError(f"Cannot read the corpus this run was trained on: {err}") from None
+    if corpus.sha256 != record["sha256"]:
+        raise ValueError(f"{path or 'Tiny Shakespeare'} changed since this run was trained on it "
+                         "(its checksum differs): restore it, or start a new run (another --out, "
+                         "or --overwrite)")
+    return path, corpus
 
 
 def field_help(cls) -> dict[str, str]:
@@ -85,20 +139,82 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m lib.train",
         description="Train the course's GPT on Tiny Shakespeare (or any text file) and save a "
-                    "checkpoint. Start from a preset; any field below overrides it.",
+                    "checkpoint. Start from a preset; any field below overrides it. Ctrl-C "
+                    "stops after the current step and saves it; --resume continues from there.",
         epilog="Example: python -m lib.train --preset shakespeare-char-cpu --max-time 120",
     )
     p.add_argument("--preset", default="shakespeare-char-cpu", choices=sorted(PRESETS),
                    help="the starting configuration (default: %(default)s)")
     p.add_argument("--data", metavar="FILE",
-                   help="a UTF-8 text file to train on instead of Tiny Shakespeare")
+                   help="a UTF-8 text file to train on instead of Tiny Shakespeare (a resumed "
+                        "run reads the file it was trained on)")
     p.add_argument("--out", dest="out_dir", metavar="DIR",
                    help="folder for the checkpoint (default: out/PRESET)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run whose checkpoint is in --out, exactly where it stopped")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true",
+                       help="continue the run whose checkpoint is in --out, exactly where it "
+                            "stopped, with its own settings (flags given here override them)")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start a new run even if --out holds one (which it replaces)")
     add_config_flags(p, GPTConfig, "model (GPTConfig fields)")
     add_config_flags(p, TrainConfig, "training (TrainConfig fields)", skip={"out_dir"})
     return p
+
+
+class _StopOnSignals:
+    """While active, SIGINT (Ctrl-C) and SIGTERM ask the trainer to stop after the current step
+    (it then saves); a second signal while stopping is acknowledged, not obeyed, so the save
+    completes. Outside the main thread (where signals cannot be caught) it does nothing."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.previous, self.received = trainer, {}, None
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.received is None:
+            self.received = signum
+            self.trainer.request_stop(name)
+            if self.trainer.is_main:
+                print(f"\n{name}: stopping after this step and saving a checkpoint ...",
+                      file=sys.stderr, flush=True)
+        elif self.trainer.is_main:
+            print(f"{name} again: still saving the checkpoint; it takes a moment.",
+                  file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _configs_for(args: dict, model_over: dict, train_over: dict):
+    """Every flag's value checked before any data is read: against the preset for a new run,
+    against the checkpoint's own settings with --resume. Returns that checkpoint's state, or
+    None for a new run."""
+    base_model, base_train = PRESETS[args["preset"]]
+    dataclasses.replace(base_model, **model_over)  # bad values fail before any data is read
+    if not args["resume"]:
+        dataclasses.replace(base_train, **train_over)
+        return None
+    state = load_checkpoint(train_over["out_dir"])  # a missing or damaged one fails here, early
+    try:
+        saved_model = GPTConfig.from_dict(state["model_config"])
+        TrainConfig.from_dict({**state["train_config"], **train_over})  # the run's own settings
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{train_over['out_dir']}: not a training checkpoint of this "
+                              f"course ({err!r})") from None
+    if model_over and dataclasses.replace(saved_model, **model_over) != saved_model:
+        raise ValueError("--resume continues the saved model; do not change its model flags")
+    return state
 
 
 def train_main(argv: list[str] | None = None) -> None:
@@ -108,48 +224,83 @@ def train_main(argv: list[str] | None = None) -> None:
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     model_over = {k: v for k, v in args.items() if k in model_fields and v is not None}
     train_over = {k: v for k, v in args.items() if k in train_fields and v is not None}
+    if train_over.get("out_dir") == "":
+        fail(parser, ValueError("--out needs a folder to save the checkpoint in"))
     train_over.setdefault("out_dir", str(Path("out") / args["preset"]))
+    if Path(train_over["out_dir"]).exists() and not Path(train_over["out_dir"]).is_dir():
+        fail(parser, ValueError(f"--out {train_over['out_dir']} is a file; --out (TrainConfig."
+                                "out_dir) names the folder that holds ckpt.pt: choose a folder"))
+    trainer = None
     try:
-        base_model, base_train = PRESETS[args["preset"]]
-        dataclasses.replace(base_model, **model_over)  # bad values fail before any data is read
-        dataclasses.replace(base_train, **train_over)
-        if args["resume"]:
-            load_checkpoint(train_over["out_dir"])  # a missing or damaged one fails here, early
-        corpus = load_corpus(args["data"])
-        model_config = dataclasses.replace(
-            base_model, **{"vocab_size": corpus.tokenizer.vocab_size, **model_over})
-        if args["resume"]:
-            trainer = Trainer.resume(train_over["out_dir"], corpus.train, corpus.val, **train_over)
-            if model_over and dataclasses.replace(trainer.model_config, **model_over) != trainer.model_config:
-                raise ValueError("--resume continues the saved model; do not change its model flags")
+        state = _configs_for(args, model_over, train_over)
+        out = train_over["out_dir"]
+        if state is None and not args["overwrite"]:
+            _refuse_to_replace_a_run(out)
+        if state is not None:
+            data_path, corpus = resume_corpus(args["data"], state)
+            trainer = Trainer.resume(out, corpus.train, corpus.val, **train_over)
             if trainer.is_main:
-                print(f"Resuming from step {trainer.step} of {trainer.config.max_steps}.")
+                print(f"Resuming from step {trainer.step} of {trainer.config.max_steps}"
+                      f"{' on ' + data_path if data_path else ''}.")
         else:
-            config = dataclasses.replace(base_train, **train_over)
+            data_path, corpus = args["data"], load_corpus(args["data"])
+            model_config = dataclasses.replace(
+                PRESETS[args["preset"]][0], **{"vocab_size": corpus.tokenizer.vocab_size, **model_over})
+            config = dataclasses.replace(PRESETS[args["preset"]][1], **train_over)
             trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer)
+        trainer.meta["corpus"] = corpus_record(data_path, corpus)
         if trainer.is_main:
             ranks = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
             print(f"Training {trainer.model.num_parameters():,} parameters on "
                   f"{trainer.device}{ranks} ({trainer.dtype or torch.float32}), "
                   f"{trainer.tokens_per_step:,} tokens per step.")
-        trainer.run()
+        with _StopOnSignals(trainer) as stop:
+            trainer.run()
     except TrainingDiverged as err:
         fail(parser, err, code=1)
     except USER_ERRORS as err:
         fail(parser, err)
     except KeyboardInterrupt:
-        print("\nInterrupted; the last checkpoint (if any) is intact.", file=sys.stderr)
+        saved = "" if trainer is None else " (a checkpoint saved earlier in --out is intact)"
+        print(f"\nInterrupted before training began; nothing new was saved{saved}.", file=sys.stderr)
         sys.exit(130)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     if not trainer.is_main:
+        if stop.received:
+            sys.exit(128 + stop.received)
         return
+    if stop.received:
+        print(f"Stopped at step {trainer.step} of {trainer.config.max_steps}; checkpoint saved: "
+              f"{trainer.checkpoint_path}. Continue with: python -m lib.train --resume --out "
+              f"{trainer.config.out_dir}", file=sys.stderr)
+        sys.exit(128 + stop.received)  # 130 for SIGINT, 143 for SIGTERM: the shell's convention
     last = trainer.history["eval"][-1]
     print(f"step {last['step']}: train loss {last['train_loss']:.4f}, "
           f"val loss {last['val_loss']:.4f} ({trainer.elapsed:.0f} s of training)")
-    full = split_loss(trainer.model, corpus.val, device=trainer.device, dtype=trainer.dtype)
+    print(f"checkpoint: {trainer.checkpoint_path}", flush=True)
+    try:
+        full = split_loss(trainer.model, corpus.val, device=trainer.device, dtype=trainer.dtype,
+                          progress=trainer.config.progress)
+    except KeyboardInterrupt:
+        print("\nInterrupted while measuring the whole validation split; the checkpoint is saved.",
+              file=sys.stderr)
+        sys.exit(130)
     print(f"val loss on the whole validation split ({len(corpus.val):,} tokens): {full:.4f}")
-    print(f"checkpoint: {trainer.checkpoint_path}")
+
+
+def _refuse_to_replace_a_run(out: str) -> None:
+    """A ValueError when `out` already holds a checkpoint: a new run would replace it."""
+    target = check_writable(out)  # a file there that is not a checkpoint is never replaced
+    if not target.is_file():
+        return
+    try:
+        step = load_checkpoint(target).get("step")
+        what = f"a run stopped at step {step}"
+    except CheckpointError:
+        what = "a checkpoint that does not load"
+    raise ValueError(f"{target} holds {what}. Continue it with --resume, replace it with "
+                     "--overwrite, or choose another --out")
 
 
 def sample_parser() -> argparse.ArgumentParser:
@@ -159,7 +310,7 @@ def sample_parser() -> argparse.ArgumentParser:
         epilog='Example: python -m lib.sample --checkpoint out/shakespeare-char-cpu '
                '--prompt "ROMEO:" --temperature 0.8 --top-k 40 --tokens 300 --seed 1',
     )
-    p.add_argument("--checkpoint", required=True, metavar="DIR",
+    p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="a checkpoint file or the folder holding ckpt.pt (the --out of lib.train)")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     p.add_argument("--tokens", type=int, default=500, help="how many tokens to write (default: %(default)s)")
@@ -173,15 +324,19 @@ def sample_parser() -> argparse.ArgumentParser:
     return p
 
 
+MAX_SAMPLE_TOKENS = 1_000_000
+
+
 def sample_main(argv: list[str] | None = None) -> None:
-    from .sampling import check_sampling_args, generate
+    from .sampling import check_sampling_args, stream
 
     parser = sample_parser()
     args = parser.parse_args(argv)
     try:
         check_sampling_args(args.temperature, args.top_k, args.top_p)
-        if args.tokens < 0:
-            raise ValueError(f"--tokens must be >= 0, got {args.tokens}")
+        if not 0 <= args.tokens <= MAX_SAMPLE_TOKENS:
+            raise ValueError(f"--tokens must be >= 0 and at most {MAX_SAMPLE_TOKENS:,} (the text "
+                             f"is shown as it is written; Ctrl-C stops it), got {args.tokens}")
         if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
             raise ValueError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
         model, tokenizer, _ = load_model(args.checkpoint, args.device)
@@ -195,7 +350,19 @@ def sample_main(argv: list[str] | None = None) -> None:
         device = next(model.parameters()).device
         idx = torch.tensor([ids], dtype=torch.long, device=device)
         gen = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
-        out = generate(model, idx, args.tokens, args.temperature, args.top_k, args.top_p, gen)
+        tokens = stream(model, idx, args.tokens, args.temperature, args.top_k, args.top_p, gen)
     except USER_ERRORS as err:
         fail(parser, err)
-    print(tokenizer.decode(out[0]))
+    # A console that cannot show a character (a Windows code page) shows '?' instead of failing.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
+    try:
+        sys.stdout.write(prompt)
+        for token in tokens:  # shown as it is written
+            sys.stdout.write(tokenizer.decode(token.tolist()))
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+        print("Interrupted: the text above is what was written so far.", file=sys.stderr)
+        sys.exit(130)

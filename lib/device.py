@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import torch
@@ -110,3 +111,26 @@ def measured_peak_flops(device: torch.device, dtype=None, seconds: float = 0.5, 
             best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0))
         _PEAK[key] = best
     return _PEAK[key]
+
+
+def check_compiler(device: torch.device) -> None:
+    """torch.compile writes C++ for a CPU: without a compiler it fails at the first step with
+    a page of InductorError. Say so in one line before training instead."""
+    import shutil
+
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++", "cl")):
+        raise ValueError("TrainConfig.compile='on' needs a C++ compiler on a CPU (torch.compile "
+                         "generates C++) and none was found (g++, c++, clang++ or cl): install "
+                         "one, or train without compiling (compile='off', --compile off)")
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size): (0, 1) in a plain process; under `torchrun`, joins the process
+    group (NCCL on GPUs, gloo on CPUs) once, and returns this process's place in it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()

@@ -80,7 +80,7 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.n_head = config.n_head
+        self.n_head, self.head_dim = config.n_head, config.head_dim
         self.dropout = config.dropout
         # query, key and value projections for all heads, in one matrix
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
@@ -91,16 +91,15 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
+        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
+        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
         # softmax(q k^T / sqrt(head_dim)) v, with the future masked out (is_causal)
         y = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
         )  # (B, n_head, T, head_dim)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
-
 
     @torch.no_grad()
     def attention_pattern(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,9 +110,9 @@ class CausalSelfAttention(nn.Module):
         """
         B, T, C = x.shape
         q, k, _ = self.c_attn(x).split(C, dim=2)  # 2 x (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(C // self.n_head)  # (B, n_head, T, T)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
+        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, n_head, T, T)
         future = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), diagonal=1)
         return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
 
@@ -195,11 +194,13 @@ class GPT(nn.Module):
             return 2**62
 
     @classmethod
-    def estimate_parameters(cls, config: GPTConfig, device: torch.device | str = "cpu") -> int:
+    def estimate_parameters(cls, config: GPTConfig) -> int:
         """The parameter count, or a ValueError when the fp32 weights alone would not fit in
-        memory (a typo such as n_embd=38400 should say so, not crash inside the allocator)."""
+        the machine's memory, where GPT() builds them (a typo such as n_embd=38400 should say
+        so, not crash inside the allocator). The trainer checks training's memory on its
+        device (`check_training_memory`)."""
         n = cls.estimate_parameters_unchecked(config)
-        budget = cls.memory_budget_bytes(torch.device(device))
+        budget = cls.memory_budget_bytes(torch.device("cpu"))
         if 4 * n > budget:
             raise ValueError(
                 f"GPTConfig(n_layer={config.n_layer}, n_embd={config.n_embd}, vocab_size="
@@ -209,6 +210,18 @@ class GPT(nn.Module):
             )
         return n
 
+    @classmethod
+    def check_training_memory(cls, model_config: GPTConfig, device: torch.device) -> None:
+        """A ValueError, before anything is allocated, when training the model cannot fit: AdamW
+        training keeps four float32 numbers per parameter (weight, gradient, two moments)."""
+        n = cls.estimate_parameters_unchecked(model_config)
+        budget = cls.memory_budget_bytes(device)
+        if 16 * n > budget:
+            raise ValueError(
+                f"Training a GPT with {n:,} parameters needs about {16 * n / 2**30:,.1f} GiB before "
+                f"any activations (weights, gradients and AdamW's two moments), more than the "
+                f"{budget / 2**30:,.1f} GiB here. Make n_embd, n_layer, vocab_size or block_size smaller.")
+
     # ------------------------------------------------------------------ initialisation
 
     @staticmethod
@@ -216,7 +229,8 @@ class GPT(nn.Module):
         """GPT-2's initialisation, applied to every module.
 
         - Linear and Embedding weights: N(0, 0.02); biases zero. The tied head shares the token
-          embedding's weights, so it is initialised once, as an embedding.
+          embedding's matrix, so that matrix is drawn twice, first as the embedding and then as
+          the head's Linear (module order); the second draw, from the same N(0, 0.02), is kept.
         - LayerNorm: weight one, bias zero (PyTorch's default, left as it is).
         - The special case, `_scale_residual_projections`: the two projections that write into
           the residual stream in each block (attn.c_proj, mlp.c_proj) get std 0.02 / sqrt(2 *
@@ -254,6 +268,26 @@ class GPT(nn.Module):
             x = block(x)  # (B, T, C)
         x = self.transformer.ln_f(x)
         return self.lm_head(x)  # (B, T, vocab_size)
+
+    @torch.no_grad()
+    def attention_weights(self, idx: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        """The attention weights of block `layer` (negative counts from the end) for the ids
+        `idx` (B, T): (B, n_head, T, T), each row a distribution over the positions <= its own.
+        Runs in eval mode (no dropout) and restores the mode it found."""
+        if not -self.config.n_layer <= layer < self.config.n_layer:
+            raise ValueError(f"layer must be in [{-self.config.n_layer}, {self.config.n_layer}), got {layer}")
+        was_training = self.training
+        self.eval()
+        try:
+            pos = torch.arange(idx.size(1), device=idx.device)
+            x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # as in forward
+            blocks = self.transformer.h
+            for block in blocks[: layer % len(blocks)]:
+                x = block(x)  # the residual stream entering block `layer`
+            block = blocks[layer]
+            return block.attn.attention_pattern(block.ln_1(x))
+        finally:
+            self.train(was_training)
 
     # ------------------------------------------------------------------ counting
 

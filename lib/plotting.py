@@ -29,6 +29,16 @@ MAX_WIDTH = 5.7  # inches: 855 px at 150 dpi (about 870 once saved with its marg
 MIN_FONT = 8.0  # points
 
 
+CHAR_SYMBOLS = {" ": "␣", "\n": "⏎", "\t": "⇥"}  # invisible characters, made visible
+CHAR_WORDS = {" ": "space", "\n": "newline", "\t": "tab"}
+
+
+def char_label(c: str, words: bool = False) -> str:
+    """A character as a plot or a sentence can show it: space, newline and tab are invisible,
+    so they become a symbol (or, with `words`, their name)."""
+    return (CHAR_WORDS if words else CHAR_SYMBOLS).get(c, c)
+
+
 def style(ax, title: str = "", xlabel: str = "", ylabel: str = ""):
     """Title, axis labels, a light grid and no top/right frame, on one axes."""
     ax.figure.patch.set_facecolor("white")

@@ -49,6 +49,11 @@ def filter_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | No
     probable tokens whose probability reaches p; never empty). What is kept is renormalised.
     """
     check_sampling_args(temperature, top_k, top_p)
+    return _filter(logits, temperature, top_k, top_p)
+
+
+def _filter(logits, temperature, top_k, top_p) -> torch.Tensor:
+    """`filter_probs` for settings already checked (the generation loop checks them once)."""
     _check_logits(logits)
     logits = logits.float()
     if temperature == 0:
@@ -83,10 +88,15 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
                 top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """One next token per row of `logits` (..., V) -> (...,) long. Temperature 0 is greedy."""
     check_sampling_args(temperature, top_k, top_p)
+    return _sample(logits, temperature, top_k, top_p, generator)
+
+
+def _sample(logits, temperature, top_k, top_p, generator) -> torch.Tensor:
+    """`sample_next` for settings already checked."""
     if temperature == 0:
         _check_logits(logits)
         return logits.argmax(-1)
-    probs = filter_probs(logits, temperature, top_k, top_p)
+    probs = _filter(logits, temperature, top_k, top_p)
     flat = probs.reshape(-1, probs.size(-1))
     if generator is not None and generator.device != flat.device:
         flat = flat.to(generator.device)  # draw where the generator lives: same seed, same text
@@ -94,15 +104,23 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     return ids.to(logits.device).reshape(probs.shape[:-1])
 
 
-@torch.no_grad()
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """Extend each row of `idx` (B, T) by `max_new_tokens` sampled tokens.
 
     The context is cropped to the model's block_size; the model runs in eval mode and is
-    returned to the mode it was in.
+    returned to the mode it was in. `stream` gives the same tokens one step at a time.
     """
+    new = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator))
+    return torch.cat([idx, *(t[:, None] for t in new)], dim=1)
+
+
+def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None):
+    """Yield the next token of each row of `idx` (a (B,) tensor), `max_new_tokens` times: the
+    tokens `generate` appends, as they are drawn (to show text while it is written)."""
     check_sampling_args(temperature, top_k, top_p)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
@@ -111,18 +129,23 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
             f"generate needs a prompt of shape (B, T) with T >= 1, got shape {tuple(idx.shape)}; "
             "start from at least one token (for example a newline)"
         )
+    return _stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator)
+
+
+def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator):
     was_training = model.training
     model.eval()
     try:
         block_size = model.config.block_size
+        context = idx[:, -block_size:]  # (B, <= block_size)
         for _ in range(max_new_tokens):
-            context = idx[:, -block_size:]  # (B, <= block_size)
-            logits = model(context)[:, -1, :]  # (B, V): the prediction after the last token
-            nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
-            idx = torch.cat([idx, nxt[:, None]], dim=1)  # (B, T + 1)
+            with torch.no_grad():
+                logits = model(context)[:, -1, :]  # (B, V): the prediction after the last token
+            nxt = _sample(logits, temperature, top_k, top_p, generator)  # (B,); checked once
+            yield nxt
+            context = torch.cat([context, nxt[:, None]], dim=1)[:, -block_size:]
     finally:
         model.train(was_training)
-    return idx
 
 
 def sample_recorder(tokenizer, prompt: str = "\n", length: int = 200, seed: int = 0):

@@ -1,8 +1,8 @@
 """Learning-rate schedules: pure functions of the step that return a multiplier of the peak LR.
 
-Every schedule has the same signature, `f(step, total_steps, warmup_steps, floor, ...)`, and
+Every schedule has the same signature, `f(step, max_steps, warmup_steps, min_lr_ratio, ...)`, and
 `get_schedule` binds the run's settings once, returning `step -> multiplier`. Steps count
-optimizer steps from 0 to total_steps - 1.
+optimizer steps from 0 to max_steps - 1.
 
 Warmup, shared by every schedule (`constant` too, when warmup_steps > 0): the multiplier rises
 linearly, (step + 1) / warmup_steps, reaching 1 at the last warmup step; steps past it follow
@@ -23,52 +23,52 @@ def _warmup(step: int, warmup_steps: int) -> float | None:
     return None
 
 
-def constant(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0) -> float:
+def constant(step: int, max_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> float:
     """The peak LR throughout (after an optional warmup)."""
     w = _warmup(step, warmup_steps)
     return 1.0 if w is None else w
 
 
-def cosine(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.1) -> float:
-    """Warmup, then half a cosine from 1 down to `floor`, reached at the last step + 1."""
+def cosine(step: int, max_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.1) -> float:
+    """Warmup, then half a cosine from 1 down to `min_lr_ratio`, reached at the last step + 1."""
     w = _warmup(step, warmup_steps)
     if w is not None:
         return w
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))  # 0 -> 1
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))  # 0 -> 1
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def linear(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0) -> float:
-    """Warmup, then a straight line from 1 down to `floor`."""
+def linear(step: int, max_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> float:
+    """Warmup, then a straight line from 1 down to `min_lr_ratio`."""
     w = _warmup(step, warmup_steps)
     if w is not None:
         return w
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))  # 0 -> 1
-    return 1.0 - (1.0 - floor) * progress
+    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))  # 0 -> 1
+    return 1.0 - (1.0 - min_lr_ratio) * progress
 
 
-def wsd(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0,
+def wsd(step: int, max_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0,
         decay_fraction: float = 0.2) -> float:
-    """Warmup-stable-decay: warmup, hold the peak, then decay linearly to `floor` over the
+    """Warmup-stable-decay: warmup, hold the peak, then decay linearly to `min_lr_ratio` over the
     last `decay_fraction` of the steps."""
     w = _warmup(step, warmup_steps)
     if w is not None:
         return w
-    decay_steps = max(1, round(decay_fraction * total_steps))
-    decay_start = total_steps - decay_steps
+    decay_steps = max(1, round(decay_fraction * max_steps))
+    decay_start = max_steps - decay_steps
     if step < decay_start:
         return 1.0  # the stable phase
     progress = min(1.0, (step - decay_start) / decay_steps)  # 0 -> 1 over the decay phase
-    return 1.0 - (1.0 - floor) * progress
+    return 1.0 - (1.0 - min_lr_ratio) * progress
 
 
-def inverse_sqrt(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0) -> float:
+def inverse_sqrt(step: int, max_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> float:
     """Warmup, then 1 / sqrt(steps so far), as in the original Transformer: sqrt(W / (step + 1)),
-    continuous at the end of warmup; never below `floor`."""
+    continuous at the end of warmup; never below `min_lr_ratio`."""
     w = _warmup(step, warmup_steps)
     if w is not None:
         return w
-    return max(floor, math.sqrt(max(1, warmup_steps) / (step + 1)))
+    return max(min_lr_ratio, math.sqrt(max(1, warmup_steps) / (step + 1)))
 
 
 SCHEDULES: dict[str, Callable[..., float]] = {
@@ -80,47 +80,47 @@ SCHEDULES: dict[str, Callable[..., float]] = {
 }
 
 
-def check_schedule_args(name: str, total_steps: int, warmup_steps: int = 0, floor: float = 0.0,
+def check_schedule_args(name: str, max_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0,
                         decay_fraction: float = 0.2, names: dict[str, str] | None = None) -> None:
     """Raise a ValueError/TypeError naming the bad setting and what is allowed.
 
-    `names` renames the settings in the messages for a caller whose fields are called
-    differently (TrainConfig passes {"total_steps": "TrainConfig.max_steps", ...}).
+    `names` writes the settings in the messages as the caller knows them (TrainConfig passes
+    {"max_steps": "TrainConfig.max_steps", ...}).
     """
-    n = {k: k for k in ("schedule", "total_steps", "warmup_steps", "floor", "decay_fraction")}
+    n = {k: k for k in ("schedule", "max_steps", "warmup_steps", "min_lr_ratio", "decay_fraction")}
     n.update(names or {})
     if not isinstance(name, str) or name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}: {n['schedule']} must be one of "
                          f"{', '.join(SCHEDULES)}")
-    for field, value in (("total_steps", total_steps), ("warmup_steps", warmup_steps)):
+    for field, value in (("max_steps", max_steps), ("warmup_steps", warmup_steps)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{n[field]} must be an integer, got {value!r}")
-    if total_steps < 1:
-        raise ValueError(f"{n['total_steps']} must be >= 1, got {total_steps}")
-    if not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"{n['warmup_steps']} must be in [0, {n['total_steps']}={total_steps}], "
+    if max_steps < 1:
+        raise ValueError(f"{n['max_steps']} must be >= 1, got {max_steps}")
+    if not 0 <= warmup_steps <= max_steps:
+        raise ValueError(f"{n['warmup_steps']} must be in [0, {n['max_steps']}={max_steps}], "
                          f"got {warmup_steps}")
-    for field, value in (("floor", floor), ("decay_fraction", decay_fraction)):
+    for field, value in (("min_lr_ratio", min_lr_ratio), ("decay_fraction", decay_fraction)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{n[field]} must be a number, got {value!r}")
-    if not 0.0 <= floor <= 1.0:
-        raise ValueError(f"{n['floor']} (the final LR as a fraction of the peak) must be in [0, 1], "
-                         f"got {floor}")
+    if not 0.0 <= min_lr_ratio <= 1.0:
+        raise ValueError(f"{n['min_lr_ratio']} (the final LR as a fraction of the peak) must be in [0, 1], "
+                         f"got {min_lr_ratio}")
     if not 0.0 < decay_fraction <= 1.0:
         raise ValueError(f"{n['decay_fraction']} must be in (0, 1], got {decay_fraction}")
-    if name == "wsd" and warmup_steps + round(decay_fraction * total_steps) > total_steps:
+    if name == "wsd" and warmup_steps + round(decay_fraction * max_steps) > max_steps:
         raise ValueError(
             f"wsd: {n['warmup_steps']} ({warmup_steps}) + decay steps "
-            f"({round(decay_fraction * total_steps)} = {n['decay_fraction']} x {n['total_steps']}) "
-            f"must not exceed {n['total_steps']} ({total_steps})"
+            f"({round(decay_fraction * max_steps)} = {n['decay_fraction']} x {n['max_steps']}) "
+            f"must not exceed {n['max_steps']} ({max_steps})"
         )
 
 
-def get_schedule(name: str, total_steps: int, warmup_steps: int = 0, floor: float = 0.0,
+def get_schedule(name: str, max_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0,
                  decay_fraction: float = 0.2) -> Callable[[int], float]:
     """The schedule `name` with the run's settings bound: a function step -> multiplier."""
-    check_schedule_args(name, total_steps, warmup_steps, floor, decay_fraction)
-    kwargs = dict(total_steps=total_steps, warmup_steps=warmup_steps, floor=floor)
+    check_schedule_args(name, max_steps, warmup_steps, min_lr_ratio, decay_fraction)
+    kwargs = dict(max_steps=max_steps, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
     if name == "wsd":
         kwargs["decay_fraction"] = decay_fraction
     return partial(SCHEDULES[name], **kwargs)

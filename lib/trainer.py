@@ -28,15 +28,16 @@ import torch
 
 from . import checkpoint as ckpt
 from .data import CharTokenizer, get_batch
-from .device import autocast, autocast_dtype, measured_peak_flops, pick_device, use_tf32
+from .device import (autocast, autocast_dtype, check_compiler, init_distributed,
+                     measured_peak_flops, pick_device, use_tf32)
+from .evaluation import estimate_loss, split_loss  # noqa: F401 - split_loss: the engine's API
 from .model import GPT, GPTConfig, lm_loss
 from .schedules import check_schedule_args, get_schedule
 
 MAX_SEED = 2**32 - 1
 MAX_EVAL_BATCHES = 10_000
-_SCHEDULE_FIELDS = {"schedule": "TrainConfig.schedule", "total_steps": "TrainConfig.max_steps",
-                    "warmup_steps": "TrainConfig.warmup_steps", "floor": "TrainConfig.min_lr_ratio",
-                    "decay_fraction": "TrainConfig.decay_fraction"}
+_SCHEDULE_FIELDS = {name: f"TrainConfig.{name}" for name in
+                    ("schedule", "max_steps", "warmup_steps", "min_lr_ratio", "decay_fraction")}
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 COMPILE = ("auto", "on", "off")
 
@@ -132,57 +133,6 @@ class TrainingDiverged(FloatingPointError):
     """The loss or the gradient became inf or NaN."""
 
 
-# --------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def estimate_loss(model: GPT, batches, device, dtype=None, weighted: bool = False) -> float:
-    """Mean loss over fixed batches, in eval mode (no dropout); restores the mode it found.
-
-    weighted=True weighs each batch by its number of tokens (for a last, smaller batch).
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        total, count = 0.0, 0
-        for x, y in batches:
-            x, y = x.to(device), y.to(device)
-            with autocast(device, dtype):
-                loss = lm_loss(model(x), y).item()
-            n = y.numel() if weighted else 1
-            total, count = total + loss * n, count + n
-        return total / count
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
-def split_loss(model: GPT, data: torch.Tensor, batch_size: int = 64, device=None, dtype=None) -> float:
-    """Mean loss over a whole split, cut into non-overlapping windows of block_size.
-
-    Every token of the split (but the last few that do not fill a window) is predicted once,
-    so this is the split's true loss, not an estimate from random batches.
-    """
-    from .data import WindowDataset
-
-    device = device or next(model.parameters()).device
-    windows = WindowDataset(data, model.config.block_size)
-    loader = torch.utils.data.DataLoader(windows, batch_size=batch_size, shuffle=False)
-    return estimate_loss(model, loader, device, dtype, weighted=True)
-
-
-def _init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size): (0, 1) in a plain process; under `torchrun`, joins the process
-    group (NCCL on GPUs, gloo on CPUs) once, and returns this process's place in it."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
 # --------------------------------------------------------------------------- the trainer
 
 
@@ -205,7 +155,10 @@ class Trainer:
             raise ValueError(f"TrainConfig.out_dir {config.out_dir!r} is a file; out_dir must be a "
                              "folder (ckpt.pt is written inside it)")
         self.device = pick_device(config.device)
-        self.rank, self.world_size = _init_distributed(self.device)  # (0, 1) unless under torchrun
+        GPT.check_training_memory(model_config, self.device)
+        self.rank, self.world_size = init_distributed(self.device)  # (0, 1) unless under torchrun
+        if config.out_dir and self.rank == 0:  # fail now, not after the training it would lose
+            ckpt.check_writable(config.out_dir)
         if self.world_size > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(self.device)
@@ -217,6 +170,7 @@ class Trainer:
         self.model = GPT(model_config).to(self.device)  # the model itself: saved, evaluated, shown
         self.compiled = self.model  # what runs forward passes: the model, or it compiled
         if config.compile == "on" or (config.compile == "auto" and self.device.type == "cuda"):
+            check_compiler(self.device)
             self.compiled = torch.compile(self.model)  # same parameters, fused kernels
         self.ddp = None  # data-parallel: the same model on every rank, gradients averaged
         if self.world_size > 1:
@@ -224,11 +178,11 @@ class Trainer:
 
             self.ddp = DistributedDataParallel(
                 self.compiled, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        # fused: one kernel for all parameters; on a CPU about 4x faster than the default
+        # per-tensor loops (see `python -m lib.bench`)
         self.optimizer = torch.optim.AdamW(
             self.model.optimizer_groups(config.weight_decay), lr=config.lr,
-            betas=(config.beta1, config.beta2),
-            fused=self.device.type in ("cuda", "cpu"),  # one kernel for all parameters: on a
-        )  # CPU about 4x faster than the default per-tensor loops (see `python -m lib.bench`)
+            betas=(config.beta1, config.beta2), fused=self.device.type in ("cuda", "cpu"))
         self.schedule = get_schedule(config.schedule, config.max_steps, config.warmup_steps,
                                      config.min_lr_ratio, config.decay_fraction)
         self.step = 0  # optimizer steps taken; the schedule's position
@@ -241,6 +195,8 @@ class Trainer:
             for split, data in (("train", train_data), ("val", val_data))
         }
         self.history: dict[str, list[dict]] = {"train": [], "eval": []}
+        self.meta: dict = {}  # what the caller records with the run (lib.cli: the corpus it read)
+        self.stop_requested: str | None = None  # set by `request_stop` (e.g. on Ctrl-C)
 
     # ------------------------------------------------------------------ one step
 
@@ -349,6 +305,7 @@ class Trainer:
         and once before the first step of a fresh run (step 0).
         """
         c = self.config
+        self.stop_requested = None
         if c.progress:
             from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
         else:
@@ -373,16 +330,23 @@ class Trainer:
                 window_time += dt
                 window_tokens += self.tokens_per_step
                 bar.update(1)
-                if self.world_size > 1 and c.max_time:  # the ranks agree on the time spent, so
-                    spent = torch.tensor([self.elapsed], dtype=torch.float64, device=self.device)
-                    torch.distributed.all_reduce(spent, op=torch.distributed.ReduceOp.MAX)
-                    self.elapsed = spent.item()  # they set the same LR and stop at the same step
-                done = self.step >= c.max_steps or (c.max_time and self.elapsed >= c.max_time)
+                stopping = self.stop_requested is not None
+                if self.world_size > 1:
+                    # The ranks agree on the time spent and on stopping, so they set the same
+                    # LR and stop at the same step.
+                    shared = torch.tensor([self.elapsed, float(stopping)], dtype=torch.float64,
+                                          device=self.device)
+                    torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MAX)
+                    self.elapsed, stopping = shared[0].item(), bool(shared[1].item())
+                    if stopping and self.stop_requested is None:
+                        self.stop_requested = "another rank"
+                finished = self.step >= c.max_steps or (c.max_time and self.elapsed >= c.max_time)
+                done = finished or stopping  # stopping: save this step at once (no evaluation)
                 if not main:
                     if done:
                         break
                     continue
-                if self.step % c.log_interval == 0 or done:
+                if self.step % c.log_interval == 0 or finished:
                     tps = window_tokens / window_time
                     self.history["train"].append({
                         "step": self.step, "tokens": self.step * self.tokens_per_step,
@@ -392,7 +356,7 @@ class Trainer:
                     })
                     window_time, window_tokens = 0.0, 0
                     bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
-                if self.step % c.eval_interval == 0 or done:
+                if self.step % c.eval_interval == 0 or finished:
                     t0 = time.perf_counter()
                     self.evaluate()
                     self.elapsed += time.perf_counter() - t0
@@ -407,6 +371,11 @@ class Trainer:
         if c.out_dir and main:
             self.save(self.checkpoint_path)
         return self.history
+
+    def request_stop(self, reason: str = "a stop request") -> None:
+        """Stop `run()` after the step under way: it saves a checkpoint there (with an out_dir)
+        and returns; `resume` then continues exactly. Safe to call from a signal handler."""
+        self.stop_requested = reason
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -426,6 +395,7 @@ class Trainer:
                 "batches": self.batch_rng.get_state(),
             },
             "history": self.history,
+            "meta": self.meta,
         }
 
     @property
@@ -438,22 +408,27 @@ class Trainer:
         return ckpt.save_checkpoint(self.state_dict(), path)
 
     def load_state_dict(self, state: dict) -> None:
+        """Put this trainer in the state a checkpoint holds; a CheckpointError if the state is
+        of another model, or damaged (a step that is not a count, weights that are not finite)."""
         saved = GPTConfig.from_dict(state["model_config"])
         if saved != self.model_config:
             raise ckpt.CheckpointError(
                 f"The checkpoint is of a different model: it has {saved}, this trainer has "
                 f"{self.model_config}.")
+        ckpt.check_training_state(state)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise ckpt.CheckpointError(f"The checkpoint does not fit this model: {err}") from err
-        self.step, self.elapsed = state["step"], state["elapsed"]
+            torch.set_rng_state(state["rng"]["torch"])
+            if state["rng"]["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            self.batch_rng.set_state(state["rng"]["batches"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
+            raise ckpt.CheckpointError(f"The checkpoint does not fit this model: "
+                                       f"{str(err).splitlines()[0] if str(err) else repr(err)}") from err
+        self.step, self.elapsed = state["step"], float(state["elapsed"])
         self.history = copy.deepcopy(state["history"])  # this trainer's own: state may be reused
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.batch_rng.set_state(state["rng"]["batches"])
+        self.meta = copy.deepcopy(state.get("meta", {}))
 
     @classmethod
     def resume(cls, path, train_data, val_data, **overrides) -> "Trainer":
@@ -466,8 +441,9 @@ class Trainer:
             model_config = GPTConfig.from_dict(state["model_config"])
             config = TrainConfig.from_dict({**state["train_config"], **overrides})
             tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
-        except (KeyError, TypeError) as err:
-            raise ckpt.CheckpointError(f"{path}: not a training checkpoint ({err!r} missing)") from err
+        except (KeyError, TypeError, ValueError) as err:
+            raise ckpt.CheckpointError(f"{path}: not a training checkpoint of this course "
+                                       f"({type(err).__name__}: {err})") from err
         trainer = cls(model_config, config, train_data, val_data, tokenizer)
         trainer.load_state_dict(state)
         return trainer

@@ -1,24 +1,14 @@
-"""Shared fixtures: a small corpus the tests make themselves, and tiny configs."""
+"""Shared fixtures: a small corpus, an empty run cache that counts trainings. Helpers that
+tests import are in helpers.py."""
 
 import os
-import random
 
 import pytest
 import torch
 
 from lib.data import CharCorpus, CharTokenizer, train_val_split
-from lib.model import GPTConfig
-from lib.trainer import TrainConfig
 
-WORDS = "the king and queen of love shall speak to me now my lord good night sweet prince".split()
-
-
-def make_text(n_words: int = 3000, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(n_words // 8):
-        lines.append(" ".join(rng.choice(WORDS) for _ in range(8)).capitalize() + ".")
-    return "\n".join(lines) + "\n"
+from helpers import make_text
 
 
 @pytest.fixture(scope="session")
@@ -34,15 +24,16 @@ def small_corpus(small_text) -> CharCorpus:
     return CharCorpus(small_text, tok, train, val, "test-corpus")
 
 
-def tiny_model_config(vocab_size: int, **overrides) -> GPTConfig:
-    return GPTConfig(**{**dict(vocab_size=vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32),
-                        **overrides})
+@pytest.fixture
+def counted_runs(monkeypatch, tmp_path):
+    """An empty run cache, and a list that grows by one each time a run really trains."""
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    runs = []
+    from lib.trainer import Trainer
 
-
-def tiny_train_config(**overrides) -> TrainConfig:
-    base = dict(max_steps=30, batch_size=8, lr=3e-3, warmup_steps=5, eval_interval=10,
-                eval_batches=2, log_interval=5, device="cpu", progress=False, seed=0)
-    return TrainConfig(**{**base, **overrides})
+    original = Trainer.run
+    monkeypatch.setattr(Trainer, "run", lambda self, **kw: (runs.append(1), original(self, **kw))[1])
+    return runs
 
 
 def pytest_collection_modifyitems(config, items):

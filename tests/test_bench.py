@@ -67,19 +67,28 @@ def test_every_tuning_variant_resolves_to_valid_configs():
         tune.configs(name)  # a bad field or value raises here
 
 
-def test_the_cpu_preset_is_the_best_tuned_variant():
+def test_the_cpu_preset_is_among_the_best_tuned_variants():
     """The tuning results that the Performance page shows are of the preset the course trains:
-    the best-scoring variant's model and training settings (all but the step count, which the
-    tuning sets from the time budget on its machine) are the preset's."""
+    among the variants measured with 3 or more seeds, the preset's variant (its model and
+    training settings, all but the step count, which the tuning sets from the time budget on
+    its machine) shares first place (lib.stats.rank)."""
+    from collections import defaultdict
+
     from lib.course import PRESETS
+    from lib.stats import rank
 
     tune, results = _tuning()
-    best = min(results["runs"], key=lambda r: r["val_loss_full_split"])
-    model_config, train_config = tune.configs(best["variant"])
-    assert best["model"] == model_config.to_dict()  # the file is of the variants as defined
+    loss = defaultdict(list)
+    for r in results["runs"]:
+        model_config, train_config = tune.configs(r["variant"])
+        assert r["model"] == model_config.to_dict()  # the file is of the variants as defined
+        loss[r["variant"]].append(r["val_loss_full_split"])
+    ignore = {"max_steps", "max_time", "progress", "out_dir", "seed"}
     preset_model, preset_train = PRESETS["shakespeare-char-cpu"]
-    assert preset_model == model_config
-    ignore = {"max_steps", "max_time", "progress", "out_dir"}
-    preset, tuned = preset_train.to_dict(), train_config.to_dict()
-    assert {k: v for k, v in preset.items() if k not in ignore} == \
-        {k: v for k, v in tuned.items() if k not in ignore}
+    preset = {k: v for k, v in preset_train.to_dict().items() if k not in ignore}
+    mine = [name for name in tune.VARIANTS
+            if tune.configs(name)[0] == preset_model
+            and {k: v for k, v in tune.configs(name)[1].to_dict().items() if k not in ignore} == preset]
+    assert len(mine) == 1, f"the preset is not one of the tuning's variants: {mine}"
+    first = rank({v: values for v, values in loss.items() if len(values) >= 3})[0]
+    assert mine[0] in {s.name for s in first}, (mine[0], [str(s) for s in first])

@@ -1,7 +1,6 @@
 """lib.checkpoint: atomic writes, safe loads, clear errors."""
 
 import os
-import pickle
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ import torch
 from lib import checkpoint as ckpt
 from lib.trainer import Trainer, load_model
 
-from conftest import tiny_model_config, tiny_train_config
+from helpers import tiny_model_config, tiny_train_config
 
 
 @pytest.fixture

@@ -1,12 +1,10 @@
 """The command line, run as a user runs it: in a subprocess."""
 
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -14,21 +12,11 @@ from lib import checkpoint as ckpt
 from lib.cli import load_corpus
 from lib.trainer import load_model, split_loss
 
-TINY = ["--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
-        "--batch-size", "8", "--warmup-steps", "5", "--eval-interval", "20", "--eval-batches", "2",
-        "--log-interval", "5", "--device", "cpu", "--no-progress", "--seed", "0"]
-
-
-def run(module, *args, timeout=120, **kw):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kw)
+from helpers import TINY, make_text, run
 
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
-    from conftest import make_text
-
     path = tmp_path_factory.mktemp("data") / "text.txt"
     path.write_text(make_text())
     return path

@@ -11,19 +11,8 @@ import lib
 from lib import course
 from lib.course import PRESETS, VAL_LOSS_BOUND, course_config, course_preset, train_or_load
 from lib.data import CharCorpus
-from lib.trainer import Trainer
 
-from conftest import tiny_model_config, tiny_train_config
-
-
-@pytest.fixture
-def counted_runs(monkeypatch, tmp_path):
-    """An empty run cache, and a list that grows by one each time a run really trains."""
-    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    runs = []
-    original = Trainer.run
-    monkeypatch.setattr(Trainer, "run", lambda self, **kw: (runs.append(1), original(self, **kw))[1])
-    return runs
+from helpers import tiny_model_config, tiny_train_config
 
 
 def test_train_or_load_caches_and_never_serves_stale_runs(small_corpus, counted_runs, monkeypatch):
@@ -87,6 +76,24 @@ def test_every_module_that_changes_training_is_in_the_fingerprint(tmp_path):
         path.write_text(original + "\n# an edit\n")
         assert course.source_fingerprint(root=root) != before, name
         path.write_text(original)
+
+
+def test_the_fingerprint_covers_every_lib_module_that_training_imports():
+    """What `Trainer` and the sample recorder import from lib (and what those import, on down)
+    is in COMPUTE_MODULES, but for checkpoint files, which store a run and compute nothing."""
+    import ast
+
+    root = Path(lib.__file__).parent
+    seen, todo = set(), ["trainer", "sampling"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((root / f"{name}.py").read_text())
+        todo += [node.module for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module]
+    assert seen - {"checkpoint"} <= set(course.COMPUTE_MODULES), seen - set(course.COMPUTE_MODULES)
 
 
 def test_course_preset_follows_the_device_and_the_environment(monkeypatch):

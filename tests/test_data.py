@@ -21,8 +21,10 @@ def test_char_tokenizer_round_trip():
 
 def test_unknown_character_is_named():
     tok = data.CharTokenizer.from_text(TEXT)
-    with pytest.raises(ValueError, match=r"'Ω'.*position 5"):
-        tok.encode("hear Ω")
+    with pytest.raises(ValueError, match=r"'Ω'.*the first, 'Ω', is character 6 of"):
+        tok.encode("hear Ω")  # the 6th character, counted as a reader counts
+    with pytest.raises(ValueError, match=r"the first, 'ζ', is character 1 of"):
+        tok.encode("ζΩ")  # the first in the text, not the first in sorted order
 
 
 def test_decode_out_of_range_is_clear():
@@ -108,7 +110,7 @@ def test_data_dir_with_a_verified_file(tmp_path, monkeypatch):
     content = b"tiny corpus"
     write(tmp_path, content)
     monkeypatch.setattr(data, "CORPUS_SHA256", hashlib.sha256(content).hexdigest())
-    assert data.load_text(tmp_path) == "tiny corpus"
+    assert data.corpus_path(tmp_path).read_text() == "tiny corpus"
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     assert data.corpus_path() == tmp_path / data.CORPUS_FILE
 
@@ -182,3 +184,13 @@ def test_train_bpe_shortens_text():
     assert tok.decode(ids) == TEXT
     with pytest.raises(ValueError, match="256"):
         data.train_bpe(TEXT, 100)
+
+
+def test_encode_tensor_is_encode_in_bulk():
+    tok = data.CharTokenizer.from_text(TEXT + "Ω\t")
+    text = (TEXT + "Ω\t") * 3
+    ids = tok.encode_tensor(text)
+    assert ids.dtype == torch.long and ids.tolist() == tok.encode(text)
+    assert tok.encode_tensor("").tolist() == []
+    with pytest.raises(ValueError, match=r"'😀'.*character 3 of"):
+        tok.encode_tensor(TEXT[:2] + "😀")  # beyond the table: the same clear error as encode

@@ -17,8 +17,10 @@ def test_auto_picks_an_available_device():
 def test_cpu_is_always_there_and_runs_in_fp32():
     d = pick_device("cpu")
     assert d == torch.device("cpu") and autocast_dtype(d) is None
-    with autocast(d, None):
+    with autocast(d, None):  # what the trainer uses on a CPU: plain float32
         assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.float32
+    with autocast(d, torch.bfloat16):  # and the dtype, when one is given, is really applied
+        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.bfloat16
     assert "cpu" in describe(d)
 
 

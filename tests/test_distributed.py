@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from lib import checkpoint as ckpt
 
-from conftest import make_text
+from helpers import make_text
 
 COMMON = ["--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
           "--warmup-steps", "2", "--eval-interval", "100", "--eval-batches", "1",

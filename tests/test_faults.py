@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -119,7 +118,7 @@ def test_lib_writes_only_in_its_cache_and_the_output_folder(tmp_path):
     """Every file lib creates, changes, moves or deletes (seen by a Python audit hook, in a real
     process running training, the run cache, resume, sampling and the CLI) lies under the
     cache folder or the output folder it was given; the working folder and HOME stay empty."""
-    from conftest import make_text
+    from helpers import make_text
 
     text_file = tmp_path / "input" / "text.txt"
     text_file.parent.mkdir()
@@ -145,8 +144,7 @@ def test_lib_writes_only_in_its_cache_and_the_output_folder(tmp_path):
 
 def test_same_seed_same_trajectory_in_two_processes(tmp_path):
     """Two separate processes, same seed and config: bit-identical losses and weights."""
-    from conftest import make_text
-    from test_cli import TINY
+    from helpers import TINY, make_text
 
     text_file = tmp_path / "text.txt"
     text_file.write_text(make_text())

@@ -254,3 +254,28 @@ def test_attention_pattern_is_causal_and_matches_the_fused_attention():
     v = attn.c_attn(x).split(32, dim=2)[2].view(2, 10, 2, 16).transpose(1, 2)
     y = (pattern @ v).transpose(1, 2).reshape(2, 10, 32)
     assert torch.allclose(attn.c_proj(y), attn(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [0, 1, -1])
+def test_attention_weights_are_those_of_the_block_in_the_forward_pass(layer):
+    """GPT.attention_weights(ids, layer) gives the weights block `layer` uses in forward():
+    the block's output computed with them equals the block's own output."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.3))
+    model.train()  # the method runs in eval mode and gives the mode back
+    ids = torch.randint(0, 11, (3, 8))
+    w = model.attention_weights(ids, layer)
+    assert model.training and w.shape == (3, 2, 8, 8)
+    assert torch.allclose(w.sum(-1), torch.ones(3, 2, 8)) and (w.triu(1) == 0).all()
+    model.eval()
+    with torch.no_grad():
+        x = model.transformer.wte(ids) + model.transformer.wpe(torch.arange(8))
+        for block in model.transformer.h[: layer % 2]:
+            x = block(x)
+        attn = model.transformer.h[layer].attn
+        v = attn.c_attn(model.transformer.h[layer].ln_1(x)).split(16, dim=2)[2]
+        v = v.view(3, 8, 2, 8).transpose(1, 2)
+        by_hand = attn.c_proj((w @ v).transpose(1, 2).reshape(3, 8, 16))
+        assert torch.allclose(by_hand, attn(model.transformer.h[layer].ln_1(x)), atol=1e-5)
+    with pytest.raises(ValueError, match="layer must be in"):
+        model.attention_weights(ids, 2)

@@ -80,3 +80,8 @@ def test_the_check_finds_a_legend_that_sticks_out_of_the_figure():
     with pytest.raises(ValueError, match="sticks out"):
         plotting.check_figure(fig)
     plt.close(fig)
+
+
+def test_char_label_makes_invisible_characters_visible():
+    assert [plotting.char_label(c) for c in " \n\ta"] == ["␣", "⏎", "⇥", "a"]
+    assert plotting.char_label(" ", words=True) == "space" and plotting.char_label("\n", words=True) == "newline"

@@ -14,7 +14,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib.data import CharTokenizer
@@ -23,7 +23,7 @@ from lib.sampling import check_sampling_args, filter_probs, generate, sample_nex
 from lib.schedules import SCHEDULES, get_schedule
 from lib.trainer import TrainConfig, Trainer
 
-from conftest import tiny_model_config
+from helpers import tiny_model_config
 
 EXAMPLES = 300
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None,
@@ -172,23 +172,23 @@ def test_every_accepted_train_config_trains(small_corpus, **kw):
 @PROPERTY
 @given(name=st.one_of(st.sampled_from(sorted(SCHEDULES)), ANYTHING),
        total=st.one_of(st.integers(1, 5000), ANYTHING), warmup=st.one_of(st.integers(0, 500), ANYTHING),
-       floor=st.one_of(st.floats(0.0, 1.0), ANYTHING), decay=st.one_of(st.floats(0.01, 1.0), ANYTHING))
-def test_schedules_work_or_name_the_bad_setting(name, total, warmup, floor, decay):
+       min_lr_ratio=st.one_of(st.floats(0.0, 1.0), ANYTHING), decay=st.one_of(st.floats(0.01, 1.0), ANYTHING))
+def test_schedules_work_or_name_the_bad_setting(name, total, warmup, min_lr_ratio, decay):
     try:
-        f = get_schedule(name, total, warmup, floor, decay)
+        f = get_schedule(name, total, warmup, min_lr_ratio, decay)
     except (ValueError, TypeError) as err:
         assert any(word in str(err) for word in
-                   ("schedule", "total_steps", "warmup_steps", "floor", "decay_fraction")), err
+                   ("schedule", "max_steps", "warmup_steps", "min_lr_ratio", "decay_fraction")), err
         assert says_what_is_allowed(str(err)), err
         return
     steps = sorted({0, total - 1, warmup, min(warmup + 1, total - 1), total // 2, total, 2 * total})
     values = [f(s) for s in steps]
-    assert all(math.isfinite(v) and 0.0 < v <= 1.0 + 1e-12 or (v == 0.0 and floor == 0.0)
+    assert all(math.isfinite(v) and 0.0 < v <= 1.0 + 1e-12 or (v == 0.0 and min_lr_ratio == 0.0)
                for v in values), (steps, values)
     after = [v for s, v in zip(steps, values) if warmup <= s]
     if name != "constant":  # past warmup, no schedule ever raises the LR again
         assert all(a >= b - 1e-12 for a, b in zip(after, after[1:])), (steps, values)
-        assert min(after, default=1.0) >= floor - 1e-12
+        assert min(after, default=1.0) >= min_lr_ratio - 1e-12
 
 
 # --------------------------------------------------------------------------- sampling

@@ -152,4 +152,7 @@ def test_generate_on_cuda_with_a_cpu_generator_matches_cpu():
     start = torch.zeros(1, 1, dtype=torch.long)
     cpu = generate(m, start, 20, top_k=5, generator=torch.Generator().manual_seed(3))
     gpu = generate(m.cuda(), start.cuda(), 20, top_k=5, generator=torch.Generator().manual_seed(3))
-    assert gpu.device.type == "cuda" and gpu.shape == cpu.shape
+    assert gpu.device.type == "cuda"
+    # The draws come from the same CPU generator, and the probabilities differ by float noise
+    # only, so the same tokens are drawn (a draw landing within ~1e-6 of a boundary would not).
+    assert torch.equal(gpu.cpu(), cpu)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from lib import checkpoint as ckpt
-from lib.trainer import TrainConfig, Trainer, TrainingDiverged, estimate_loss
+from lib.trainer import Trainer, TrainingDiverged, estimate_loss
 
-from conftest import tiny_model_config, tiny_train_config
+from helpers import tiny_model_config, tiny_train_config
 
 
 def trainer(corpus, model_overrides=None, **overrides):

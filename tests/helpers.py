@@ -1,0 +1,42 @@
+"""Helpers the tests share: a text they make themselves, tiny configs, and running lib's
+command lines as a user does (in a subprocess). Fixtures live in conftest.py."""
+
+import os
+import random
+import subprocess
+import sys
+
+from lib.model import GPTConfig
+from lib.trainer import TrainConfig
+
+WORDS = "the king and queen of love shall speak to me now my lord good night sweet prince".split()
+
+
+def make_text(n_words: int = 3000, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_words // 8):
+        lines.append(" ".join(rng.choice(WORDS) for _ in range(8)).capitalize() + ".")
+    return "\n".join(lines) + "\n"
+
+
+def tiny_model_config(vocab_size: int, **overrides) -> GPTConfig:
+    return GPTConfig(**{**dict(vocab_size=vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32),
+                        **overrides})
+
+
+def tiny_train_config(**overrides) -> TrainConfig:
+    base = dict(max_steps=30, batch_size=8, lr=3e-3, warmup_steps=5, eval_interval=10,
+                eval_batches=2, log_interval=5, device="cpu", progress=False, seed=0)
+    return TrainConfig(**{**base, **overrides})
+
+
+TINY = ["--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
+        "--batch-size", "8", "--warmup-steps", "5", "--eval-interval", "20", "--eval-batches", "2",
+        "--log-interval", "5", "--device", "cpu", "--no-progress", "--seed", "0"]
+
+
+def run(module, *args, timeout=120, **kw):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)
