@@ -373,3 +373,16 @@ def test_sample_streams_and_stops_cleanly_on_ctrl_c(text_file, tmp_path):
     out, err = proc.communicate(timeout=60)
     assert first.startswith(b"the") and proc.returncode == 130
     assert b"Traceback" not in err and b"Interrupted" in err
+
+
+def test_sample_on_a_console_that_cannot_show_a_character(tmp_path):
+    """A Windows code page (cp1252) has no Ω: the text shows '?' there instead of crashing."""
+    text = tmp_path / "greek.txt"
+    text.write_text(make_text(600).replace("o", "Ω"))
+    assert run("lib.train", "--data", str(text), "--out", str(tmp_path / "run"), "--max-steps", "3",
+               *TINY, "--warmup-steps", "1").returncode == 0
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONWARNINGS": "ignore"}
+    res = subprocess.run([sys.executable, "-m", "lib.sample", "--checkpoint", str(tmp_path / "run"),
+                          "--prompt", "Ω king", "--tokens", "5"], capture_output=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(b"? king")
