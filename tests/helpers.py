@@ -3,6 +3,7 @@ command lines as a user does (in a subprocess). Fixtures live in conftest.py."""
 
 import os
 import random
+import signal
 import subprocess
 import sys
 
@@ -40,3 +41,17 @@ def run(module, *args, timeout=120, **kw):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           timeout=timeout, env=env, **kw)
+
+
+def _default_ctrl_c():
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT
+    # (no KeyboardInterrupt then). Tests that press Ctrl-C must not depend on how pytest was run.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start(module, *args, **kw):
+    """Start `python -m module args` with pipes, as a user in a terminal would (Ctrl-C works)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    preexec = _default_ctrl_c if os.name == "posix" else None
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, preexec_fn=preexec,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)

@@ -16,7 +16,7 @@ from lib.course import train_or_load
 from lib.model import GPT
 from lib.trainer import Trainer
 
-from helpers import TINY, make_text, run, tiny_model_config, tiny_train_config
+from helpers import TINY, make_text, run, start, tiny_model_config, tiny_train_config
 
 
 # --------------------------------------------------------------------------- the run cache
@@ -190,9 +190,7 @@ def text_file(tmp_path):
 
 
 def _start(*args):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.Popen([sys.executable, "-m", "lib.train", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return start("lib.train", *args, text=True)
 
 
 def _interrupt(proc, signals, gap=0.0):
@@ -364,10 +362,7 @@ def test_sample_streams_and_stops_cleanly_on_ctrl_c(text_file, tmp_path):
     assert res.returncode == 2 and "at most 1,000,000" in res.stderr
     if os.name != "posix":
         return
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "lib.sample", "--checkpoint", str(tmp_path),
-                             "--tokens", "1000000", "--prompt", "the"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start("lib.sample", "--checkpoint", str(tmp_path), "--tokens", "1000000", "--prompt", "the")
     first = proc.stdout.read(20)  # text arrives while it is being written
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
