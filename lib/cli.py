@@ -20,7 +20,7 @@ import torch
 
 from . import data
 from .checkpoint import CheckpointError, check_writable, load_checkpoint
-from .model import GPTConfig
+from .model import GPT, GPTConfig
 from .course import PRESETS
 from .trainer import MAX_SEED, TrainConfig, Trainer, TrainingDiverged, load_model, split_loss
 
@@ -52,6 +52,17 @@ def _read_text(path: str) -> str:
         raise ValueError(f"--data {path}: cannot read it ({err.strerror})") from None
 
 
+def _check_corpus_memory(path: str, text: str) -> None:
+    """Training keeps the text and its token ids (8 bytes a character) in memory: refuse, before
+    allocating, a corpus that would take more than half of the machine's memory."""
+    need = len(text) * 8 + sys.getsizeof(text)
+    budget = GPT.memory_budget_bytes(torch.device("cpu"))
+    if need > budget / 2:
+        raise ValueError(f"--data {path}: its {len(text):,} characters need about "
+                         f"{need / 2**30:,.1f} GiB in memory as text and token ids, more than half "
+                         f"of this machine's {budget / 2**30:,.1f} GiB; train on a part of the file")
+
+
 def load_corpus(path: str | None, tokenizer: data.CharTokenizer | None = None) -> data.CharCorpus:
     """Tiny Shakespeare by default, or any UTF-8 text file, character-tokenized and split.
     With `tokenizer` (a resumed run's), the text is encoded with it, not with its own."""
@@ -61,12 +72,15 @@ def load_corpus(path: str | None, tokenizer: data.CharTokenizer | None = None) -
         text = _read_text(path)
         if len(text) < 2:
             raise ValueError(f"--data {path}: the file holds {len(text)} characters; a corpus needs more")
-        control = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\n\r\t\f")
+        chars = "".join(sorted(set(text)))
+        control = sum(text.count(c) for c in chars
+                      if unicodedata.category(c) == "Cc" and c not in "\n\r\t\f")
         if control > 0.01 * len(text):
             raise ValueError(f"--data {path}: {control / len(text):.0%} of its characters are "
                              "control characters (NUL and the like), so it is not plain text "
                              "(UTF-16? save it as UTF-8)")
-        tok = data.CharTokenizer.from_text(text)
+        _check_corpus_memory(path, text)
+        tok = data.CharTokenizer(chars)
         train, val = data.train_val_split(tok.encode_tensor(text), 0.1)
         corpus = data.CharCorpus(text, tok, train, val, data.sha256_of(path))
     if tokenizer is not None and tokenizer.to_dict() != corpus.tokenizer.to_dict():

@@ -39,13 +39,17 @@ def char_label(c: str, words: bool = False) -> str:
     return (CHAR_WORDS if words else CHAR_SYMBOLS).get(c, c)
 
 
-def style(ax, title: str = "", xlabel: str = "", ylabel: str = ""):
-    """Title, axis labels, a light grid and no top/right frame, on one axes."""
+def style(ax, title: str = "", xlabel: str = "", ylabel: str = "", *, grid: bool = True):
+    """Title, axis labels, a light grid and no top/right frame, on one axes. Images and
+    diagrams take `grid=False`: no grid lines over the picture."""
     ax.figure.patch.set_facecolor("white")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
+    if grid:
+        ax.grid(True, alpha=0.3)
+    else:
+        ax.grid(False)
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 
@@ -61,15 +65,16 @@ def figure(title: str, xlabel: str, ylabel: str, *, size=(5.7, 3.4), ax=None):
     return ax.figure, ax
 
 
-def subplots(nrows: int = 1, ncols: int = 1, *, size=(5.7, 3.4), **kwargs):
+def subplots(nrows: int = 1, ncols: int = 1, *, size=(5.7, 3.4), grid: bool = True, **kwargs):
     """A figure with a grid of styled axes (titles and labels are set per axes with `style`).
 
     Panels that would be narrower than about 3 inches side by side are better stacked: pass
-    nrows instead of ncols. Returns (fig, axes) as `plt.subplots` does.
+    nrows instead of ncols. `grid=False` for images and diagrams. Returns (fig, axes) as
+    `plt.subplots` does.
     """
     fig, axes = plt.subplots(nrows, ncols, figsize=size, layout="constrained", dpi=DPI, **kwargs)
     for ax in np.atleast_1d(axes).flat:
-        style(ax)
+        style(ax, grid=grid)
     return fig, axes
 
 

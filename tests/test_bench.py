@@ -1,12 +1,38 @@
 """lib.bench: the throughput benchmark runs, reports sound numbers and refuses bad input."""
 
+import ast
+import inspect
 import json
+import re
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
+from lib import bench
 from lib.bench import benchmark, report
+
+LESSON_4 = Path(__file__).resolve().parents[1] / "lessons" / "04_training_loop.md"
+
+
+def _loop_calls(source: str) -> list[str]:
+    """The names called in the first `for` loop of `source`, in the order they are written."""
+    loop = next(node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.For))
+    calls = sorted((n for stmt in loop.body for n in ast.walk(stmt) if isinstance(n, ast.Call)),
+                   key=lambda n: (n.lineno, n.col_offset))
+    return [c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id for c in calls]
+
+
+def test_the_plain_loop_is_lesson_4s_five_steps():
+    """The Performance page compares the trainer with lesson 4's loop: bench keeps a copy of
+    it (the lesson writes it out to teach it), and this test keeps the two the same."""
+    cell = re.search(r"## The five steps.*?```\{code-cell\} ipython3\n(.*?)```", LESSON_4.read_text(),
+                     re.S).group(1)
+    lesson = [name for name in _loop_calls(cell) if name != "print"]  # the lesson prints every 25
+    assert lesson == _loop_calls(textwrap.dedent(inspect.getsource(bench.plain_loop)))
+    assert lesson[:6] == ["get_batch", "model", "lm_loss", "zero_grad", "backward", "step"]
 
 
 def test_benchmark_measures_both_loops():

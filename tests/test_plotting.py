@@ -12,6 +12,15 @@ def test_figure_is_titled_and_labelled():
     plt.close(fig)
 
 
+def test_every_panel_is_styled_and_pictures_can_go_without_a_grid():
+    fig, axes = plotting.subplots(2, 1)
+    _, image = plotting.subplots(grid=False)
+    shown = lambda ax: any(line.get_visible() for line in ax.get_xgridlines())  # noqa: E731
+    assert all(shown(ax) and not ax.spines["top"].get_visible() for ax in axes)
+    assert not shown(image)
+    plt.close("all")
+
+
 def test_ema_of_a_constant_is_the_constant():
     assert plotting.ema([2.0] * 10, beta=0.9) == pytest.approx([2.0] * 10)
 

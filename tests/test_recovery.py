@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lib import checkpoint as ckpt
+from lib import cli
 from lib import course
 from lib.course import train_or_load
 from lib.model import GPT
@@ -337,6 +338,37 @@ def test_text_that_is_not_plain_text_is_refused(tmp_path, content):
     path.write_bytes(text.encode("utf-16-le") if content == "utf-16" else b"\0" * 5000)
     res = run("lib.train", "--data", str(path), *TINY)
     assert res.returncode == 2 and "control characters" in res.stderr and "Traceback" not in res.stderr
+
+
+ENCODE_MEMORY = """
+import resource, sys
+from lib.data import CharTokenizer
+text = "the king and queen of love shall speak\\n" * (32_000_000 // 39)
+tok = CharTokenizer.from_text(text)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ids = tok.encode_tensor(text, chunk=1 << 20)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert ids[:5].tolist() == tok.encode(text[:5]) and len(ids) == len(text)
+print((after - before) * 1024 / len(text))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_encoding_a_large_corpus_takes_little_more_memory_than_its_ids():
+    """The ids take 8 bytes a character; the encoding around them is bounded by its chunk (it
+    took 16 here when it encoded the whole text at once)."""
+    res = subprocess.run([sys.executable, "-c", ENCODE_MEMORY], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert float(res.stdout) < 12, f"{float(res.stdout):.1f} bytes per character"
+
+
+def test_a_corpus_too_large_for_memory_is_refused_before_encoding(tmp_path, monkeypatch):
+    path = tmp_path / "corpus.txt"
+    path.write_text(make_text(2000))
+    monkeypatch.setattr(GPT, "memory_budget_bytes", staticmethod(lambda device: 100_000))
+    with pytest.raises(ValueError, match="need about .* more than half.*train on a part of the file"):
+        cli.load_corpus(str(path))
 
 
 def test_errors_never_send_terminal_escape_codes(tmp_path):
