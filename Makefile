@@ -37,8 +37,8 @@ gpu-test: $(STAMP)   # on a CUDA machine: the unit tests, those marked gpu inclu
 browser-test: $(STAMP)   # after `make book`: every page in headless Chromium
 	$(BIN)/python -m pytest -m browser tests
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab lessons
+lab: $(STAMP)   # JupyterLab with the project's settings: a lesson (.md) opens as a notebook
+	$(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/binder/lab-settings lessons
 
 clean:
 	rm -rf _build .pytest_cache

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import numbers
+import os
+
+# Set by the book's Sphinx extension (book/_ext/course_html.py) before any lesson executes; the
+# kernels that run the lessons inherit it. Anywhere else (Jupyter, Colab, nbval) it is unset.
+BOOK_BUILD_ENV = "COURSE_BOOK_BUILD"
+
+
+def building_the_book() -> bool:
+    return os.environ.get(BOOK_BUILD_ENV) == "1"
 
 
 def glue(name: str, value) -> None:
@@ -14,17 +23,17 @@ def glue(name: str, value) -> None:
     - A figure must pass `lib.plotting.check_figure` (resolution, width, font sizes, legend off
       the data): a figure that breaks the book's rules fails the lesson, not the reader.
 
-    Nothing is displayed where glue is called; the value appears where the text references it.
+    In the book, nothing is displayed where glue is called; the value appears where the text
+    references it. In a notebook (Jupyter, Colab), where the text's references stay as they are
+    written, the figure is shown under the cell and a value as one line `name = value`.
     """
-    from myst_nb import glue as myst_glue
-
     if hasattr(value, "savefig"):  # a matplotlib figure
         import matplotlib.pyplot as plt
 
         from .plotting import check_figure
 
         check_figure(value)
-        myst_glue(name, value, display=False)
+        _glue_or_show(name, value)
         plt.close(value)
         return
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # NumPy / torch scalar
@@ -33,4 +42,18 @@ def glue(name: str, value) -> None:
         value = int(value)
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = float(value)
-    myst_glue(name, value, display=False)
+    _glue_or_show(name, value)
+
+
+def _glue_or_show(name: str, value) -> None:
+    if building_the_book():
+        from myst_nb import glue as myst_glue
+
+        myst_glue(name, value, display=False)
+    elif hasattr(value, "savefig"):
+        from IPython.display import display
+
+        display(value)
+    else:
+        shown = repr(value) if isinstance(value, str) else str(value)
+        print(f"{name} = {shown if len(shown) <= 100 else shown[:97] + '...'}")

@@ -55,3 +55,25 @@ def start(module, *args, **kw):
     preexec = _default_ctrl_c if os.name == "posix" else None
     return subprocess.Popen([sys.executable, "-m", module, *args], env=env, preexec_fn=preexec,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def chromium_driver(width: int = 1280, height: int = 900):
+    """Debian's headless chromium through its chromedriver (nothing downloads a browser), with
+    the browser console's messages kept for the test to read."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 f"--window-size={width},{height}", "--hide-scrollbars"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
+                              options=options)
+    driver.set_page_load_timeout(60)
+    return driver

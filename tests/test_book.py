@@ -1,4 +1,5 @@
-"""lib.book.glue turns values into what myst-nb can format, and closes glued figures."""
+"""lib.book.glue turns values into what myst-nb can format, and closes glued figures; outside
+the book (Jupyter, Colab) it shows them instead."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,6 +14,7 @@ def captured(monkeypatch):
     import myst_nb
 
     seen = {}
+    monkeypatch.setenv(book.BOOK_BUILD_ENV, "1")
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: seen.update({name: value}))
     return seen
 
@@ -40,3 +42,39 @@ def test_a_figure_that_breaks_the_rules_is_not_glued(captured):
         book.glue("fig", fig)
     assert "fig" not in captured
     plt.close(fig)
+
+
+def test_outside_the_book_figures_are_shown_and_values_printed(monkeypatch, capsys):
+    """In Jupyter or Colab the text's glue references stay unrendered, so the values and the
+    figures must appear under the cell (myst-nb's glue would hide them, and may be missing)."""
+    import IPython.display
+
+    monkeypatch.delenv(book.BOOK_BUILD_ENV, raising=False)
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    fig, _ = plotting.figure("A figure", "x", "y")
+    book.glue("fig", fig)
+    book.glue("loss", np.float64(1.25))
+    book.glue("name", "cosine" * 30)
+    assert shown == [fig] and not plt.fignum_exists(fig.number)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "loss = 1.25" and out[1].startswith("name = 'cosinecosine") and len(out[1]) <= 107
+
+
+def test_the_book_build_sets_the_switch(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.delenv(book.BOOK_BUILD_ENV, raising=False)
+    path = Path(__file__).resolve().parents[1] / "book" / "_ext" / "course_html.py"
+    spec = importlib.util.spec_from_file_location("course_html", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class App:  # what setup() touches of Sphinx's application
+        def setup_extension(self, name): pass
+        def connect(self, *args, **kwargs): pass
+        def add_config_value(self, *args, **kwargs): pass
+
+    module.setup(App())
+    assert book.building_the_book()

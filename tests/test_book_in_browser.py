@@ -12,7 +12,7 @@ COURSE_REQUIRE_BROWSER=1 (set by CI), which makes a missing piece a failure.
 Checked on every page: no JavaScript error in the console, every image loaded, no cell output
 holding a traceback or an error, every link to a local page (and its #anchor) exists. On the
 sampling lesson: moving the temperature slider changes the picture. Every lesson downloads as an
-executed .ipynb. A screenshot of each page is
+executed .ipynb, and has an "Open in Colab" button to the notebook the build wrote for it. A screenshot of each page is
 written to `_build/screenshots/` for review.
 
 Maths renders offline: on every page MathJax comes from the book itself (never a CDN, whose
@@ -90,19 +90,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from helpers import chromium_driver
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--window-size=1280,900", "--hide-scrollbars"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = chromium_driver()
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
@@ -222,6 +212,30 @@ def test_every_lesson_downloads_as_an_executed_notebook(server):
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert code and any(c.get("outputs") for c in code), f"{page.stem}.ipynb has no outputs"
         assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_every_lesson_has_a_colab_button_to_its_published_notebook(browser, server):
+    """The button on each lesson page opens, on Colab, the notebook that `make book` wrote for
+    that page (the publishing workflow pushes _build/notebooks to the notebooks branch)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("colab", ROOT / "book" / "_ext" / "colab.py")
+    colab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(colab)
+    repository = re.search(r"^  url: (\S+)", (ROOT / "_config.yml").read_text(), re.M)[1]
+    lessons = sorted((HTML / "lessons").glob("*.html"))
+    assert lessons
+    for page in lessons:
+        _open(browser, urljoin(server, f"lessons/{page.name}"))
+        links = browser.execute_script(
+            "return Array.from(document.querySelectorAll('a.colab-button'))"
+            ".map(a => [a.href, a.textContent, a.getBoundingClientRect().width > 0])")
+        assert links == [[colab.colab_url(repository, f"lessons/{page.stem}"),
+                          "Open this lesson in Colab", True]], (page.name, links)
+        notebook = HTML.parent / "notebooks" / "lessons" / f"{page.stem}.ipynb"
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+        assert "colab-setup" in nb["cells"][1]["metadata"]["tags"], notebook
 
 
 def test_search_finds_lesson_content(browser, server):

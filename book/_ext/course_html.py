@@ -11,10 +11,13 @@
   and `mathjax_path` points every page at that copy (Sphinx makes the path relative to each
   page). The MathJax configuration that myst-parser and Jupyter Book set (`mathjax3_config`)
   is kept as it is.
+- Glued values reach the pages: `lib.book.glue` hands them to myst-nb only when
+  COURSE_BOOK_BUILD=1 (elsewhere it shows them under the cell), and this extension sets it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -85,6 +88,9 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    # lib.book.glue hands values to myst-nb only in a book build; the kernels that execute the
+    # lessons are started after this and inherit the switch.
+    os.environ["COURSE_BOOK_BUILD"] = "1"
     app.setup_extension("sphinx.ext.mathjax")  # defines mathjax_path before config-inited
     app.connect("config-inited", _use_local_mathjax, priority=900)
     app.connect("builder-inited", _copy_mathjax)

@@ -1,0 +1,89 @@
+"""The lessons as Colab notebooks (book/_ext/colab.py): what they hold, where their buttons
+point, and what their set-up cell does with and without the course installed."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO = "https://github.com/gpt-course/how-a-gpt-learns-to-write"
+
+
+def _load_colab():
+    spec = importlib.util.spec_from_file_location("colab", ROOT / "book" / "_ext" / "colab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+colab = _load_colab()
+LESSONS = re.findall(r"file: (lessons/\S+)", (ROOT / "_toc.yml").read_text())
+
+
+def test_the_book_links_the_repository_the_notebooks_are_made_for():
+    assert f"url: {REPO}\n" in (ROOT / "_config.yml").read_text()
+    assert "colab: book/_ext" in (ROOT / "_config.yml").read_text()
+
+
+def test_every_lesson_becomes_a_notebook_with_the_set_up_cell_first(tmp_path):
+    import jupytext
+    import nbformat
+
+    written = colab.write_notebooks(ROOT, ["book/intro", *LESSONS], tmp_path, REPO)
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == [f"{d}.ipynb" for d in LESSONS]
+    for docname, path in zip(LESSONS, written):
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        setup, *code = [c for c in nb.cells if c.cell_type == "code"]
+        assert setup.metadata["tags"] == ["colab-setup"] and REPO in setup.source
+        lesson = [c for c in jupytext.read(ROOT / f"{docname}.md").cells if c.cell_type == "code"]
+        assert [c.source for c in code] == [c.source for c in lesson]  # the lesson, unchanged
+        assert not any(c.get("outputs") for c in code)
+        assert nb.metadata["kernelspec"]["name"] == "python3" and "jupytext" not in nb.metadata
+        assert not any("{literalinclude}" in c.source for c in nb.cells)  # shown as code instead
+
+
+def test_lib_code_the_book_includes_is_written_into_the_notebook():
+    md = "Before.\n\n```{literalinclude} ../lib/model.py\n:pyobject: GPT.forward\n```\n\nAfter."
+    out = colab.inline_includes(md, ROOT / "lessons")
+    assert out.startswith("Before.\n\n```python\ndef forward(self") and out.endswith("\n\nAfter.")
+    assert "*`GPT.forward` in `lib/model.py`*" in out
+
+
+def test_the_button_points_at_the_notebook_the_build_writes():
+    url = colab.colab_url(REPO + "/", "lessons/01_next_token_task")
+    assert url == ("https://colab.research.google.com/github/gpt-course/how-a-gpt-learns-to-write"
+                   "/blob/notebooks/lessons/01_next_token_task.ipynb")
+
+
+RUN_SETUP = """
+import os, subprocess, sys
+calls = []
+subprocess.run = lambda args, **kw: calls.append(args)
+os.chdir = lambda path: calls.append(["chdir", path])
+if sys.argv[1] == "missing":
+    sys.modules["lib"] = None  # as on a fresh Colab runtime: `import lib` fails
+exec(sys.argv[2])
+print(calls)
+"""
+
+
+@pytest.mark.parametrize("course", ["present", "missing"])
+def test_the_set_up_cell_installs_the_course_only_where_it_is_missing(course, tmp_path):
+    res = subprocess.run([sys.executable, "-c", RUN_SETUP, course, colab.setup_cell(REPO)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    calls = eval(res.stdout)
+    if course == "present":
+        assert calls == []
+        return
+    clone, install, chdir = calls
+    where = str(tmp_path / "how-a-gpt-learns-to-write")
+    assert clone == ["git", "clone", "--depth", "1", REPO, where]
+    assert install[1:] == ["-m", "pip", "install", "--quiet", where]
+    assert chdir == ["chdir", os.path.join(where, "lessons")]
