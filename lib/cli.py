@@ -228,6 +228,12 @@ def _configs_for(args: dict, model_over: dict, train_over: dict):
                               f"course ({err!r})") from None
     if model_over and dataclasses.replace(saved_model, **model_over) != saved_model:
         raise ValueError("--resume continues the saved model; do not change its model flags")
+    step = state.get("step")
+    max_steps = train_over.get("max_steps", state["train_config"].get("max_steps"))
+    if isinstance(step, int) and isinstance(max_steps, int) and max_steps <= step:
+        raise ValueError(f"{train_over['out_dir']} holds a run at step {step}, and --resume trains "
+                         f"up to max_steps={max_steps}: nothing to train (the checkpoint is left "
+                         f"as it is). Pass --max-steps above {step} to train it further.")
     return state
 
 

@@ -258,6 +258,22 @@ def test_the_same_command_again_refuses_to_replace_the_run(text_file, tmp_path):
     assert (tmp_path / "run" / "ckpt.pt").read_bytes() != before
 
 
+def test_resume_with_nothing_left_to_train_leaves_the_checkpoint_alone(text_file, tmp_path):
+    """Found by benchmarks/probe_cli.py: `--resume --max-steps 5` on a run at step 10 rewrote
+    its checkpoint with max_steps=5 and exited 0."""
+    out = tmp_path / "run"
+    assert run("lib.train", "--data", str(text_file), "--out", str(out), "--max-steps", "10",
+               *TINY).returncode == 0
+    before = (out / "ckpt.pt").read_bytes()
+    for extra in (["--max-steps", "5"], ["--max-steps", "10"], []):
+        res = run("lib.train", "--out", str(out), "--resume", *extra)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "at step 10" in res.stderr and "--max-steps above 10" in res.stderr
+        assert (out / "ckpt.pt").read_bytes() == before
+    res = run("lib.train", "--out", str(out), "--resume", "--max-steps", "12")
+    assert res.returncode == 0 and "Resuming from step 10 of 12" in res.stdout, res.stderr
+
+
 @pytest.mark.parametrize("args, pattern", [
     (["--out", ""], "--out needs a folder"),
     (["--resume", "--overwrite"], "not allowed with argument"),
