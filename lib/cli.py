@@ -326,12 +326,17 @@ def _refuse_to_replace_a_run(out: str) -> None:
 def sample_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m lib.sample",
-        description="Write text with a trained checkpoint.",
+        description="Write text with a trained checkpoint (or with OpenAI's GPT-2).",
         epilog='Example: python -m lib.sample --checkpoint out/shakespeare-char-cpu '
                '--prompt "ROMEO:" --temperature 0.8 --top-k 40 --tokens 300 --seed 1',
     )
-    p.add_argument("--checkpoint", required=True, metavar="PATH",
-                   help="a checkpoint file or the folder holding ckpt.pt (the --out of lib.train)")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", metavar="PATH",
+                       help="a checkpoint file or the folder holding ckpt.pt (the --out of lib.train)")
+    model.add_argument("--pretrained", metavar="NAME_OR_FOLDER",
+                       help="OpenAI's GPT-2 instead: gpt2, gpt2-medium, gpt2-large, gpt2-xl (from the "
+                            "Hugging Face hub or its cache) or a folder holding a Hugging Face "
+                            "snapshot; needs transformers")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     p.add_argument("--tokens", type=int, default=500, help="how many tokens to write (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.8,
@@ -359,7 +364,13 @@ def sample_main(argv: list[str] | None = None) -> None:
                              f"is shown as it is written; Ctrl-C stops it), got {args.tokens}")
         if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
             raise ValueError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
-        model, tokenizer, _ = load_model(args.checkpoint, args.device)
+        if args.pretrained:
+            from .device import pick_device
+            from .pretrained import load_gpt2
+
+            model, tokenizer = load_gpt2(args.pretrained, device=pick_device(args.device))
+        else:
+            model, tokenizer, _ = load_model(args.checkpoint, args.device)
         if tokenizer is None:
             raise CheckpointError(f"{args.checkpoint} holds no tokenizer, so text cannot be encoded")
         prompt = args.prompt or "\n"
@@ -378,10 +389,15 @@ def sample_main(argv: list[str] | None = None) -> None:
         sys.stdout.reconfigure(errors="replace")
     try:
         sys.stdout.write(prompt)
+        pending = []  # a BPE token can end inside a character: wait for the rest of its bytes
         for token in tokens:  # shown as it is written
-            sys.stdout.write(tokenizer.decode(token.tolist()))
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+            pending += token.tolist()
+            piece = tokenizer.decode(pending)
+            if not piece.endswith("\ufffd"):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+                pending = []
+        sys.stdout.write(tokenizer.decode(pending) + "\n")
     except KeyboardInterrupt:
         sys.stdout.write("\n")
         print("Interrupted: the text above is what was written so far.", file=sys.stderr)

@@ -391,17 +391,6 @@ class GPT(nn.Module):
         return {k: (v.t().contiguous() if k.endswith(self._CONV1D) else v.clone())
                 for k, v in self.state_dict().items()}
 
-    @classmethod
-    def from_pretrained(cls, name: str = "gpt2") -> "GPT":
-        """OpenAI's published GPT-2 weights (needs `transformers` and internet on first use).
-
-        `name` is one of gpt2, gpt2-medium, gpt2-large, gpt2-xl.
-        """
-        from transformers import GPT2LMHeadModel
-
-        hf = GPT2LMHeadModel.from_pretrained(name)
-        return cls.from_hf_state_dict(hf.state_dict(), cls.config_from_hf(hf.config))
-
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The language-modelling loss: mean cross-entropy of the next token over all positions.
