@@ -260,8 +260,9 @@ def test_lesson_starts_with_goals_and_links_its_neighbours(browser, server, page
     nav = browser.execute_script(
         "return Array.from(document.querySelectorAll('.prev-next-area a')).map(a => a.className)")
     n = int(page.stem[:2])
+    last = max(int(p.stem[:2]) for p in (HTML / "lessons").glob("*.html"))
     assert any("left-prev" in c for c in nav), f"{page.name} has no link to the previous page"
-    if n < 9:
+    if n < last:
         assert any("right-next" in c for c in nav), f"{page.name} has no link to the next lesson"
 
 
