@@ -82,6 +82,25 @@ VARIANTS: dict[str, tuple[str, str | None, dict, dict]] = {
                         {"schedule": "linear", "min_lr_ratio": 0.0}),
     "batch32+compiled": ("torch.compile on the CPU (its compile time counts)", "2-layers+batch32",
                          {}, {"compile": "on"}),
+    # Other optimizers on the preset (2-layers+batch32), each over a small sweep of its LR.
+    "sgd-lr0.1": ("SGD with momentum 0.95, LR 0.1", "2-layers+batch32", {},
+                  {"optimizer": "sgd", "lr": 0.1}),
+    "sgd-lr0.3": ("SGD with momentum 0.95, LR 0.3", "2-layers+batch32", {},
+                  {"optimizer": "sgd", "lr": 0.3}),
+    "sgd-lr1": ("SGD with momentum 0.95, LR 1.0", "2-layers+batch32", {},
+                {"optimizer": "sgd", "lr": 1.0}),
+    "adam-lr3e-3": ("Adam (weight decay as L2 in the gradient), LR 3e-3", "2-layers+batch32", {},
+                    {"optimizer": "adam"}),
+    "adam-lr1e-3": ("Adam (weight decay as L2 in the gradient), LR 1e-3", "2-layers+batch32", {},
+                    {"optimizer": "adam", "lr": 1e-3}),
+    "muon": ("Muon for the blocks' matrices at LR 1e-2, AdamW for the rest at 3e-3",
+             "2-layers+batch32", {}, {"optimizer": "muon", "muon_lr": 1e-2}),
+    "muon-lr5e-3": ("Muon LR 5e-3", "muon", {}, {"muon_lr": 5e-3}),
+    "muon-lr2e-2": ("Muon LR 2e-2", "muon", {}, {"muon_lr": 2e-2}),
+    "muon+batch16": ("batch 16", "muon", {}, {"batch_size": 16}),
+    "muon+batch64": ("batch 64", "muon", {}, {"batch_size": 64}),
+    "muon+ns3": ("3 Newton-Schulz iterations instead of 5", "muon", {}, {"muon_ns_steps": 3}),
+    "muon+adamw-lr5e-3": ("AdamW's part at LR 5e-3", "muon", {}, {"lr": 5e-3}),
 }
 
 

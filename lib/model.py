@@ -345,6 +345,20 @@ class GPT(nn.Module):
             {"params": no_decay, "weight_decay": 0.0},
         ]
 
+    def hidden_matrices(self) -> tuple[list, list]:
+        """(the 2-D weight matrices inside the blocks, every other parameter).
+
+        Muon orthogonalises the update of a matrix that maps one hidden vector to another; the
+        embeddings (a lookup table, and through the tied head the output layer), the biases and
+        the norms' gains are not such matrices and stay with AdamW. Every parameter lands in
+        exactly one list (checked).
+        """
+        params = dict(self.named_parameters())  # the tied head is listed once, as wte
+        hidden = [p for n, p in params.items() if n.startswith("transformer.h.") and p.dim() == 2]
+        rest = [p for n, p in params.items() if not (n.startswith("transformer.h.") and p.dim() == 2)]
+        assert len(hidden) + len(rest) == len(params)
+        return hidden, rest
+
     # ------------------------------------------------------------------ Hugging Face GPT-2
 
     # Hugging Face's GPT-2 stores these as Conv1D weights of shape (in, out): transpose them.

@@ -4,7 +4,7 @@
 The loop, used by the lessons and by the command line:
 
     step:  lr from the schedule -> k micro-batches (forward, loss / k, backward)
-           -> clip the gradient norm -> AdamW step -> zero the gradients
+           -> clip the gradient norm -> optimizer step (AdamW by default) -> zero the gradients
 
 Around it: evaluation on fixed batches, a history the lessons plot, a progress bar, a time
 budget, callbacks, and checkpoints that resume bit for bit (on CPU).
@@ -27,6 +27,7 @@ from typing import Callable
 import torch
 
 from . import checkpoint as ckpt
+from .optim import OPTIMIZERS, make_optimizer, peak_lrs, set_lr_factor
 from .data import CharTokenizer, get_batch
 from .device import (autocast, autocast_dtype, check_compiler, init_distributed,
                      measured_peak_flops, pick_device, use_tf32)
@@ -54,9 +55,13 @@ class TrainConfig:
     warmup_steps: int = 100  # steps of linear warmup from lr/warmup_steps to lr
     min_lr_ratio: float = 0.1  # final LR as a fraction of the peak (the schedule's floor)
     decay_fraction: float = 0.2  # wsd only: fraction of the steps spent decaying at the end
-    weight_decay: float = 0.1  # AdamW weight decay, on matrices only
-    beta1: float = 0.9  # AdamW: decay rate of the gradient's running mean
-    beta2: float = 0.99  # AdamW: decay rate of the squared gradient's running mean
+    optimizer: str = "adamw"  # adamw | adam | sgd | muon (lib.optim says what each does)
+    weight_decay: float = 0.1  # weight decay, on matrices only (decoupled in adamw and muon)
+    beta1: float = 0.9  # AdamW and Adam: decay rate of the gradient's running mean
+    beta2: float = 0.99  # AdamW and Adam: decay rate of the squared gradient's running mean
+    momentum: float = 0.95  # sgd and muon: the momentum coefficient
+    muon_lr: float = 0.01  # muon only: peak LR of the blocks' matrices (lr is the rest's, AdamW)
+    muon_ns_steps: int = 5  # muon only: Newton-Schulz iterations that orthogonalise an update
     grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = no clipping
     eval_interval: int = 250  # evaluate every this many steps (and at the start and end)
     eval_batches: int = 20  # fixed batches per split in each evaluation
@@ -73,15 +78,19 @@ class TrainConfig:
     def __post_init__(self):
         _check_types(self)
         for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_interval",
-                     "eval_batches", "log_interval"):
+                     "eval_batches", "log_interval", "muon_ns_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("warmup_steps", "checkpoint_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr}")
-        for name in ("beta1", "beta2"):
+        for name in ("lr", "muon_lr"):
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"TrainConfig.{name} must be a positive number, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
+        for name in ("beta1", "beta2", "momentum"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("weight_decay", "grad_clip", "max_time"):
@@ -178,11 +187,8 @@ class Trainer:
 
             self.ddp = DistributedDataParallel(
                 self.compiled, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        # fused: one kernel for all parameters; on a CPU about 4x faster than the default
-        # per-tensor loops (see `python -m lib.bench`)
-        self.optimizer = torch.optim.AdamW(
-            self.model.optimizer_groups(config.weight_decay), lr=config.lr,
-            betas=(config.beta1, config.beta2), fused=self.device.type in ("cuda", "cpu"))
+        self.optimizer = make_optimizer(self.model, config, self.device)  # lib.optim
+        self._peak_lrs = peak_lrs(self.optimizer)  # the schedule scales each group's own peak
         self.schedule = get_schedule(config.schedule, config.max_steps, config.warmup_steps,
                                      config.min_lr_ratio, config.decay_fraction)
         self.step = 0  # optimizer steps taken; the schedule's position
@@ -211,6 +217,7 @@ class Trainer:
         return self.rank == 0
 
     def lr_at(self, step: float) -> float:
+        """The LR at this point of the schedule (of `lr`'s groups; Muon's scale alike)."""
         return self.config.lr * self.schedule(step)
 
     def schedule_position(self) -> float:
@@ -262,9 +269,9 @@ class Trainer:
     def train_step(self) -> tuple[float, float, float]:
         """One optimizer step. Returns (loss, gradient norm before clipping, lr)."""
         c = self.config
-        lr = self.lr_at(self.schedule_position())
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        position = self.schedule_position()
+        lr = self.lr_at(position)
+        set_lr_factor(self.optimizer, self._peak_lrs, self.schedule(position))
         batches = [self._batch() for _ in range(c.grad_accum_steps)]
         loss = self.accumulate_gradients(batches)
         if self.world_size > 1:  # the loss of the whole global batch: the mean over ranks
@@ -416,6 +423,13 @@ class Trainer:
                 f"The checkpoint is of a different model: it has {saved}, this trainer has "
                 f"{self.model_config}.")
         ckpt.check_training_state(state)
+        saved_optimizer = (state.get("train_config") or {}).get("optimizer", "adamw")
+        if saved_optimizer != self.config.optimizer:
+            raise ckpt.CheckpointError(
+                f"The checkpoint was trained with optimizer={saved_optimizer!r} and this trainer "
+                f"uses {self.config.optimizer!r}: the optimizer's state (its moments) cannot be "
+                f"carried over. Resume with optimizer={saved_optimizer!r} (--optimizer "
+                f"{saved_optimizer}), or start a new run.")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])

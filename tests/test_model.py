@@ -140,6 +140,18 @@ def test_optimizer_groups_decay_matrices_only():
     assert len(decay["params"]) == 2 + 4 * model.config.n_layer
 
 
+def test_hidden_matrices_are_the_blocks_matrices_and_nothing_else():
+    model = tiny()
+    hidden, rest = model.hidden_matrices()
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert len(hidden) == 4 * model.config.n_layer  # c_attn, attn.c_proj, c_fc, mlp.c_proj
+    assert all(p.dim() == 2 and names[id(p)].startswith("transformer.h.") for p in hidden)
+    assert {names[id(p)] for p in rest if p.dim() == 2} == {"transformer.wte.weight",
+                                                            "transformer.wpe.weight"}
+    ids = [id(p) for p in hidden + rest]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+
+
 def test_dropout_only_in_training():
     model = tiny(dropout=0.5)
     idx = torch.randint(50, (2, 8))

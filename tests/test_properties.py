@@ -156,6 +156,8 @@ def test_train_config_any_input_works_or_is_refused_clearly(kwargs):
     min_lr_ratio=st.floats(0.0, 1.0), beta1=st.floats(0.0, 0.999), beta2=st.floats(0.0, 0.999),
     weight_decay=st.floats(0.0, 1.0), grad_clip=st.floats(0.0, 5.0), seed=st.integers(0, 2**32 - 1),
     grad_accum_steps=st.integers(1, 2), dtype=st.sampled_from(["auto", "float32", "bfloat16"]),
+    optimizer=st.sampled_from(["adamw", "adam", "sgd", "muon"]), momentum=st.floats(0.0, 0.999),
+    muon_lr=st.floats(1e-6, 1.0), muon_ns_steps=st.integers(1, 6),
 )
 def test_every_accepted_train_config_trains(small_corpus, **kw):
     """Valid settings, however odd, train for a few steps and evaluate to finite numbers."""

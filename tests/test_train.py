@@ -45,6 +45,10 @@ def losses(history):
         ("lr", "0.1", TypeError, "lr must be float"),
         ("progress", "yes", TypeError, "progress must be bool"),
         ("compile", "yes", ValueError, "compile must be one of auto, on, off"),
+        ("optimizer", "lion", ValueError, "optimizer must be one of adamw, adam, sgd, muon"),
+        ("momentum", 1.0, ValueError, r"momentum must be in \[0, 1\)"),
+        ("muon_lr", 0.0, ValueError, "muon_lr must be a positive number"),
+        ("muon_ns_steps", 0, ValueError, "muon_ns_steps must be >= 1"),
     ],
 )
 def test_train_config_errors_name_the_field(field, value, exc, pattern):
@@ -173,8 +177,9 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(small
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
-def test_interrupted_and_resumed_run_is_identical(small_corpus, tmp_path):
-    full = trainer(small_corpus, model_overrides={"dropout": 0.1}).run()
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_interrupted_and_resumed_run_is_identical(small_corpus, tmp_path, optimizer):
+    full = trainer(small_corpus, model_overrides={"dropout": 0.1}, optimizer=optimizer).run()
 
     class Stop(Exception):
         pass
@@ -184,7 +189,7 @@ def test_interrupted_and_resumed_run_is_identical(small_corpus, tmp_path):
             raise Stop
 
     t = trainer(small_corpus, model_overrides={"dropout": 0.1}, checkpoint_interval=10,
-                out_dir=str(tmp_path))
+                out_dir=str(tmp_path), optimizer=optimizer)
     with pytest.raises(Stop):
         t.run(callback=stop, callback_interval=15)  # dies at step 15, after the checkpoint of step 10
     resumed = Trainer.resume(tmp_path, small_corpus.train, small_corpus.val)
@@ -193,6 +198,36 @@ def test_interrupted_and_resumed_run_is_identical(small_corpus, tmp_path):
     assert losses(history) == losses(full)
     assert [r["val_loss"] for r in history["eval"]] == [r["val_loss"] for r in full["eval"]]
     assert resumed.tokenizer.chars == small_corpus.tokenizer.chars
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adamw", 3e-3), ("adam", 3e-3), ("sgd", 0.3),
+                                           ("muon", 3e-3)])
+def test_every_optimizer_lowers_the_loss(small_corpus, optimizer, lr):
+    t = trainer(small_corpus, optimizer=optimizer, lr=lr, max_steps=60)
+    history = t.run()
+    first, last = history["eval"][0]["val_loss"], history["eval"][-1]["val_loss"]
+    assert last < first - 0.3, (optimizer, first, last)
+
+
+def test_muon_takes_the_blocks_matrices_and_adamw_the_rest(small_corpus):
+    t = trainer(small_corpus, optimizer="muon", lr=2e-3, muon_lr=2e-2, max_steps=30)
+    muon, adamw = t.optimizer.parts["muon"], t.optimizer.parts["adamw"]
+    hidden, rest = t.model.hidden_matrices()
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adamw, torch.optim.AdamW)
+    assert [id(p) for g in muon.param_groups for p in g["params"]] == [id(p) for p in hidden]
+    assert {id(p) for g in adamw.param_groups for p in g["params"]} == {id(p) for p in rest}
+    assert {id(p) for p in t.model.transformer.wte.parameters()} <= {id(p) for p in rest}
+    for _ in range(10):  # in warmup: both parts scaled by the same factor of their own peak
+        t.train_step()
+        lrs = [g["lr"] for g in t.optimizer.param_groups]
+        assert lrs[0] / lrs[-1] == pytest.approx(10.0)
+        assert lrs[-1] == pytest.approx(t.lr_at(t.step - 1))
+
+
+def test_resume_with_another_optimizer_is_refused(small_corpus, tmp_path):
+    trainer(small_corpus, max_steps=2, warmup_steps=0, out_dir=str(tmp_path), optimizer="muon").run()
+    with pytest.raises(ckpt.CheckpointError, match="optimizer='muon'.*--optimizer muon"):
+        Trainer.resume(tmp_path, small_corpus.train, small_corpus.val, optimizer="adamw")
 
 
 def test_resume_can_extend_a_finished_run(small_corpus, tmp_path):
