@@ -83,16 +83,23 @@ VARIANTS: dict[str, tuple[str, str | None, dict, dict]] = {
     "batch32+compiled": ("torch.compile on the CPU (its compile time counts)", "2-layers+batch32",
                          {}, {"compile": "on"}),
     # Other optimizers on the preset (2-layers+batch32), each over a small sweep of its LR.
+    "sgd-lr0.01": ("SGD with momentum 0.95, LR 0.01", "2-layers+batch32", {},
+                   {"optimizer": "sgd", "lr": 0.01}),
+    "sgd-lr0.03": ("SGD with momentum 0.95, LR 0.03", "2-layers+batch32", {},
+                   {"optimizer": "sgd", "lr": 0.03}),
     "sgd-lr0.1": ("SGD with momentum 0.95, LR 0.1", "2-layers+batch32", {},
                   {"optimizer": "sgd", "lr": 0.1}),
     "sgd-lr0.3": ("SGD with momentum 0.95, LR 0.3", "2-layers+batch32", {},
                   {"optimizer": "sgd", "lr": 0.3}),
     "sgd-lr1": ("SGD with momentum 0.95, LR 1.0", "2-layers+batch32", {},
                 {"optimizer": "sgd", "lr": 1.0}),
-    "adam-lr3e-3": ("Adam (weight decay as L2 in the gradient), LR 3e-3", "2-layers+batch32", {},
-                    {"optimizer": "adam"}),
-    "adam-lr1e-3": ("Adam (weight decay as L2 in the gradient), LR 1e-3", "2-layers+batch32", {},
-                    {"optimizer": "adam", "lr": 1e-3}),
+    "batch32+lr2e-3": ("peak LR 2e-3", "2-layers+batch32", {}, {"lr": 2e-3}),
+    "adam-lr3e-3": ("Adam with weight decay 0.1 as L2 in the gradient, LR 3e-3", "2-layers+batch32",
+                    {}, {"optimizer": "adam"}),
+    "adam-lr1e-3": ("Adam with weight decay 0.1 as L2 in the gradient, LR 1e-3", "2-layers+batch32",
+                    {}, {"optimizer": "adam", "lr": 1e-3}),
+    "adam-wd0": ("Adam without weight decay, LR 3e-3", "2-layers+batch32", {},
+                 {"optimizer": "adam", "weight_decay": 0.0}),
     "muon": ("Muon for the blocks' matrices at LR 1e-2, AdamW for the rest at 3e-3",
              "2-layers+batch32", {}, {"optimizer": "muon", "muon_lr": 1e-2}),
     "muon-lr5e-3": ("Muon LR 5e-3", "muon", {}, {"muon_lr": 5e-3}),
@@ -182,7 +189,9 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
     seeds = args.seeds or [None]
     done = {(r["variant"], r.get("seed", START_TRAIN.seed)) for r in results["runs"]}
-    todo = [(n, s) for n in (args.only or VARIANTS) for s in seeds
+    # Seed by seed, every variant in turn: variants compared side by side share the machine's
+    # slow and fast minutes alike.
+    todo = [(n, s) for s in seeds for n in (args.only or VARIANTS)
             if args.only or (n, START_TRAIN.seed if s is None else s) not in done]
     corpus = load_char_corpus()
     results.update({

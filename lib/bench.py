@@ -3,7 +3,7 @@
 Prints, for one device:
 - the machine's measured fp32 matrix-multiply rate (the peak that MFU is measured against);
 - the trainer's tokens per second and model FLOP utilisation on a preset's model and batch;
-- the same model and batch trained by the plain five-step loop of lesson 4, measured in
+- the same model, batch and optimizer trained by the plain five-step loop of lesson 4, measured in
   alternate rounds with the trainer in the same process, and the ratio trainer / plain loop.
 
 Alternating the two, round by round, and comparing medians keeps the comparison fair on a
@@ -29,6 +29,7 @@ import torch
 from .data import get_batch
 from .device import describe, measured_peak_flops, pick_device, sync
 from .model import GPT, lm_loss
+from .optim import make_optimizer
 from .course import PRESETS
 from .trainer import Trainer
 
@@ -66,7 +67,7 @@ def benchmark(preset: str = "shakespeare-char-cpu", steps: int = 20, rounds: int
     trainer = Trainer(model_config, config, data, data[:100_000])
     torch.manual_seed(seed)
     plain = GPT(model_config).to(dev)
-    optimizer = torch.optim.AdamW(plain.parameters(), lr=config.lr)
+    optimizer = make_optimizer(plain, config, dev)  # the trainer's own optimizer: like with like
     plain_gen = torch.Generator().manual_seed(seed)
     tokens = config.batch_size * config.grad_accum_steps * model_config.block_size
 
