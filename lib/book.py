@@ -9,6 +9,10 @@ import os
 # kernels that run the lessons inherit it. Anywhere else (Jupyter, Colab, nbval) it is unset.
 BOOK_BUILD_ENV = "COURSE_BOOK_BUILD"
 
+# Every value (not figure) the lesson glued so far, by name: the quiz at the end of a lesson
+# states its numbers from here (lib.quiz.show), so it says what this run measured.
+_GLUED: dict[str, object] = {}
+
 
 def building_the_book() -> bool:
     return os.environ.get(BOOK_BUILD_ENV) == "1"
@@ -42,7 +46,13 @@ def glue(name: str, value) -> None:
         value = int(value)
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = float(value)
+    _GLUED[name] = value
     _glue_or_show(name, value)
+
+
+def glued() -> dict:
+    """The values glued so far in this kernel, by name (a copy)."""
+    return dict(_GLUED)
 
 
 def _glue_or_show(name: str, value) -> None:

@@ -382,3 +382,80 @@ def test_figures_are_not_shrunk(browser, server, page):
     assert shrunk == [], (
         f"{rel}: figures shown at less than 75% of their natural width in a 1280 px window "
         f"(article column {found['column']} px): {shrunk}")
+
+
+# --------------------------------------------------------------------------- quizzes
+
+# Every quiz on the page: its questions' texts, and each answer's text and key.
+_QUIZ_JS = r"""
+return Array.from(document.querySelectorAll("article .Quiz")).map(w => ({
+  question: (w.querySelector("[id^=quizQn]") || {}).innerText || "",
+  answers: Array.from(w.querySelectorAll("label.MCButton")).map(l => ({
+    id: l.id, text: l.innerText.trim(), correct: l.dataset.correct === "true"})),
+}));
+"""
+_FEEDBACK_JS = r"""
+const fb = arguments[0].closest(".Quiz").querySelector(".Feedback");
+return fb ? {cls: fb.className, text: fb.innerText.trim()} : null;
+"""
+
+
+def _template(text: str) -> re.Pattern:
+    """A quiz text with its {placeholders} as wildcards: what the page must show."""
+    import string
+
+    parts = [re.escape(" ".join(lit.split(" "))) + ("(.+?)" if field is not None else "")
+             for lit, field, _, _ in string.Formatter().parse(text)]
+    return re.compile("".join(parts) + "$", re.S)
+
+
+def _matching(templates: list[str], shown: str) -> int:
+    hits = [i for i, t in enumerate(templates) if _template(t).match(" ".join(shown.split()))]
+    assert len(hits) == 1, f"{shown!r} matches {len(hits)} of the quiz's texts"
+    return hits[0]
+
+
+@pytest.mark.parametrize("page", LESSON_PAGES, ids=lambda p: p.stem)
+def test_the_quiz_tells_a_right_answer_from_a_wrong_one(browser, server, page):
+    """Each lesson's quiz is on its page with every question of its answer key, its numbers
+    filled in; a wrong answer and then the right one, clicked, each get their own feedback; and
+    the keyboard alone can answer (Tab to an answer, Space)."""
+    from selenium.webdriver.common.keys import Keys
+
+    from lib import quiz
+
+    key = quiz.load(page.stem)
+    _open(browser, urljoin(server, f"lessons/{page.name}"))
+    for _ in range(50):
+        shown = browser.execute_script(_QUIZ_JS)
+        if len(shown) >= len(key):
+            break
+        time.sleep(0.1)
+    assert len(shown) == len(key), f"{page.name}: {len(shown)} quiz questions shown, {len(key)} in the key"
+    for q, s in zip(key, shown):
+        assert _template(q["question"]).match(" ".join(s["question"].split())), (s["question"], q["question"])
+        assert "{" not in s["question"] + "".join(a["text"] for a in s["answers"])
+        assert sorted(a["correct"] for a in s["answers"]) == sorted(a["correct"] for a in q["answers"])
+
+    first, answers = key[0], shown[0]["answers"]
+    texts = [a["answer"] for a in first["answers"]]
+    for want in (False, True):  # a wrong answer, then the right one
+        label = next(a for a in answers if a["correct"] is want)
+        element = browser.find_element("id", label["id"])
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        element.click()
+        feedback = browser.execute_script(_FEEDBACK_JS, element)
+        expected = first["answers"][_matching(texts, label["text"])]
+        assert expected["correct"] is want
+        assert ("correct" if want else "incorrect") in feedback["cls"].split(), (page.name, feedback)
+        assert _template(expected["feedback"]).match(" ".join(feedback["text"].split())), (
+            f"{page.name}: clicking {label['text']!r} said {feedback['text']!r}")
+
+    # The keyboard: the answers are radio buttons inside their labels.
+    second = browser.find_elements("css selector", "article .Quiz")[1]
+    radio = second.find_element("css selector", "label.MCButton input[type=radio]")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus()", radio)
+    assert browser.execute_script("return document.activeElement === arguments[0]", radio)
+    radio.send_keys(Keys.SPACE)
+    feedback = browser.execute_script(_FEEDBACK_JS, radio)
+    assert feedback and feedback["text"], f"{page.name}: Space on a focused answer gave no feedback"

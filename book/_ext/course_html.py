@@ -11,6 +11,8 @@
   and `mathjax_path` points every page at that copy (Sphinx makes the path relative to each
   page). The MathJax configuration that myst-parser and Jupyter Book set (`mathjax3_config`)
   is kept as it is.
+- The course's own stylesheet, `book/_static/course.css` (the quizzes' and the interactive
+  figures' colours in the dark theme, a visible keyboard focus), is added to every page.
 - Glued values reach the pages: `lib.book.glue` hands them to myst-nb only when
   COURSE_BOOK_BUILD=1 (elsewhere it shows them under the cell), and this extension sets it.
 """
@@ -71,6 +73,15 @@ def _copy_mathjax(app) -> None:
     logger.info(f"MathJax copied from {es5} to {target}")
 
 
+STATIC = Path(__file__).resolve().parents[1] / "_static"  # book/_static
+COURSE_CSS = "course.css"
+
+
+def _add_course_static(app, config) -> None:
+    if str(STATIC) not in map(str, config.html_static_path):
+        config.html_static_path.append(str(STATIC))
+
+
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
     scripts = context.get("script_files")
     if not scripts:
@@ -93,6 +104,8 @@ def setup(app):
     os.environ["COURSE_BOOK_BUILD"] = "1"
     app.setup_extension("sphinx.ext.mathjax")  # defines mathjax_path before config-inited
     app.connect("config-inited", _use_local_mathjax, priority=900)
+    app.connect("config-inited", _add_course_static, priority=900)
+    app.add_css_file(COURSE_CSS)
     app.connect("builder-inited", _copy_mathjax)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
