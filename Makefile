@@ -34,7 +34,13 @@ gpu-test: $(STAMP)   # on a CUDA machine: the unit tests, those marked gpu inclu
 	$(BIN)/python -c "import torch; print('GPU:', torch.cuda.get_device_name(), '| torch', torch.__version__)"
 	COURSE_REQUIRE_GPU=1 $(BIN)/python -m pytest tests --nbval lessons --durations=20
 
-browser-test: $(STAMP)   # after `make book`: every page in headless Chromium
+AXE := node_modules/axe-core/axe.min.js
+
+$(AXE): package.json   # axe-core, for the accessibility check of every page (npm's registry)
+	npm install --no-audit --no-fund
+	@touch $(AXE)
+
+browser-test: $(STAMP) $(AXE)   # after `make book`: every page in headless Chromium, axe-core on each
 	$(BIN)/python -m pytest -m browser tests
 
 lab: $(STAMP)   # JupyterLab with the project's settings: a lesson (.md) opens as a notebook

@@ -155,7 +155,8 @@ class GPT(nn.Module):
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
         self.config = config
-        self.estimate_parameters(config)  # too big for this machine: a clear error, not an OOM
+        if torch.get_default_device().type != "meta":  # on "meta" only shapes are recorded
+            self.estimate_parameters(config)  # too big for this machine: a clear error, not an OOM
         self.transformer = nn.ModuleDict(
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embedding
@@ -211,12 +212,19 @@ class GPT(nn.Module):
         return n
 
     @classmethod
+    def training_memory_bytes(cls, config: GPTConfig) -> dict[str, int]:
+        """The bytes that training with AdamW in float32 keeps for the whole run, before any
+        activations: four numbers per parameter (weight, gradient, AdamW's two moments)."""
+        n = cls.estimate_parameters_unchecked(config)
+        return {"weights": 4 * n, "gradients": 4 * n, "AdamW moments": 8 * n}
+
+    @classmethod
     def check_training_memory(cls, model_config: GPTConfig, device: torch.device) -> None:
         """A ValueError, before anything is allocated, when training the model cannot fit: AdamW
         training keeps four float32 numbers per parameter (weight, gradient, two moments)."""
         n = cls.estimate_parameters_unchecked(model_config)
         budget = cls.memory_budget_bytes(device)
-        if 16 * n > budget:
+        if sum(cls.training_memory_bytes(model_config).values()) > budget:
             raise ValueError(
                 f"Training a GPT with {n:,} parameters needs about {16 * n / 2**30:,.1f} GiB before "
                 f"any activations (weights, gradients and AdamW's two moments), more than the "

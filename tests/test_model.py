@@ -291,3 +291,15 @@ def test_attention_weights_are_those_of_the_block_in_the_forward_pass(layer):
         assert torch.allclose(by_hand, attn(model.transformer.h[layer].ln_1(x)), atol=1e-5)
     with pytest.raises(ValueError, match="layer must be in"):
         model.attention_weights(ids, 2)
+
+
+def test_a_model_too_big_for_this_machine_is_refused_but_can_be_counted_on_meta(monkeypatch):
+    """GPT-3's shape: building it would need 650 GiB for the weights, so GPT() refuses with the
+    fix; on PyTorch's meta device (shapes only, no memory) it builds, and counts as lib says."""
+    monkeypatch.setattr(GPT, "memory_budget_bytes", staticmethod(lambda device: 64 * 2**30))
+    config = GPTConfig(vocab_size=50257, block_size=2048, n_layer=96, n_head=96, n_embd=12288)
+    with pytest.raises(ValueError, match="for the weights alone"):
+        GPT(config)
+    with torch.device("meta"):
+        model = GPT(config)
+    assert model.num_parameters() == GPT.estimate_parameters_unchecked(config) == 174_604_259_328

@@ -13,6 +13,10 @@
   is kept as it is.
 - The course's own stylesheet, `book/_static/course.css` (the quizzes' and the interactive
   figures' colours in the dark theme, a visible keyboard focus), is added to every page.
+- A hidden code cell's toggle (myst-nb's `<summary aria-label="Toggle hidden content">`) is
+  named by its visible text ("Show code cell source"): an aria-label that differs from the
+  visible text fails WCAG 2.5.3 (axe-core's label-content-name-mismatch), and a screen reader
+  would announce something other than what a sighted reader sees.
 - Glued values reach the pages: `lib.book.glue` hands them to myst-nb only when
   COURSE_BOOK_BUILD=1 (elsewhere it shows them under the cell), and this extension sets it.
 """
@@ -98,6 +102,15 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = kept
 
 
+_HIDDEN_CELL_SUMMARY = '<summary aria-label="Toggle hidden content">'
+
+
+def _name_toggles_by_their_text(app, pagename, templatename, context, doctree):
+    body = context.get("body")
+    if body and _HIDDEN_CELL_SUMMARY in body:
+        context["body"] = body.replace(_HIDDEN_CELL_SUMMARY, "<summary>")
+
+
 def setup(app):
     # lib.book.glue hands values to myst-nb only in a book build; the kernels that execute the
     # lessons are started after this and inherit the switch.
@@ -108,4 +121,5 @@ def setup(app):
     app.add_css_file(COURSE_CSS)
     app.connect("builder-inited", _copy_mathjax)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("html-page-context", _name_toggles_by_their_text)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
