@@ -75,6 +75,7 @@ def test_the_book_build_sets_the_switch(monkeypatch):
         def setup_extension(self, name): pass
         def connect(self, *args, **kwargs): pass
         def add_config_value(self, *args, **kwargs): pass
+        def add_css_file(self, *args, **kwargs): pass
 
     module.setup(App())
     assert book.building_the_book()

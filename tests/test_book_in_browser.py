@@ -680,7 +680,8 @@ return Array.from(article.querySelectorAll("img")).filter(i => i.getClientRects(
 
 @pytest.mark.parametrize("page", LESSON_PAGES, ids=lambda p: str(p.relative_to(HTML)))
 def test_figures_read_in_the_dark_theme(browser, server, page):
-    """The book follows the reader's light or dark setting. In the dark theme every figure is
+    """Every figure has alternative text (its caption, book/_ext/course_html.py).
+    The book follows the reader's light or dark setting. In the dark theme every figure is
     still shown at its size and is opaque (or the theme paints it a light background), so no
     axis, label or curve drawn in black disappears into the page. A screenshot of each lesson
     in the dark theme goes to _build/screenshots/dark__*.png for review."""
@@ -689,6 +690,8 @@ def test_figures_read_in_the_dark_theme(browser, server, page):
     figures = browser.execute_script(_DARK_FIGURES_JS)
     time.sleep(0.2)
     _screenshot(browser, "dark__" + rel.replace("/", "__").replace(".html", ".png"))
+    unnamed = [f["src"] for f in figures if not f["alt"].strip() or f["alt"].endswith(".png")]
+    assert unnamed == [], f"{rel}: figures without alternative text (the caption): {unnamed}"
     lost = [f for f in figures if f["natural"] and (
         f["shown"] < 0.75 * f["natural"]
         or (f["alpha"] < 255 and f["background"] in ("rgba(0, 0, 0, 0)", "transparent")))]

@@ -17,6 +17,8 @@
   named by its visible text ("Show code cell source"): an aria-label that differs from the
   visible text fails WCAG 2.5.3 (axe-core's label-content-name-mismatch), and a screen reader
   would announce something other than what a sighted reader sees.
+- A figure's image gets its caption as alternative text. Without it Sphinx writes the file's
+  path (`../_images/3a6c....png`) as the alt, which is what a screen reader would read out.
 - Glued values reach the pages: `lib.book.glue` hands them to myst-nb only when
   COURSE_BOOK_BUILD=1 (elsewhere it shows them under the cell), and this extension sets it.
 """
@@ -111,6 +113,20 @@ def _name_toggles_by_their_text(app, pagename, templatename, context, doctree):
         context["body"] = body.replace(_HIDDEN_CELL_SUMMARY, "<summary>")
 
 
+def _alt_text_from_captions(app, doctree, docname) -> None:
+    from docutils import nodes
+
+    for figure in doctree.findall(nodes.figure):
+        caption = next(iter(figure.findall(nodes.caption)), None)
+        if caption is None:
+            continue
+        text = " ".join(caption.astext().replace("$", "").split())
+        for image in figure.findall(nodes.image):
+            alt = image.get("alt", "")
+            if not alt or alt == image.get("uri") or alt.lower().endswith((".png", ".svg", ".jpg")):
+                image["alt"] = text
+
+
 def setup(app):
     # lib.book.glue hands values to myst-nb only in a book build; the kernels that execute the
     # lessons are started after this and inherit the switch.
@@ -122,4 +138,5 @@ def setup(app):
     app.connect("builder-inited", _copy_mathjax)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("html-page-context", _name_toggles_by_their_text)
+    app.connect("doctree-resolved", _alt_text_from_captions)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
