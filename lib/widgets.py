@@ -201,7 +201,7 @@ def sampling_explorer(prompt: str, labels: list[str], temperatures: list[float],
                       filters: list[str], settings: dict) -> tuple[str, str]:
     """A temperature slider and a filter menu over precomputed settings.
 
-    `labels`: the characters whose probabilities are drawn (the last may be "rest"), in order.
+    `labels`: the characters whose probabilities are drawn (and "rest", all others summed).
     `settings[(filter, temperature)]` = {"probs": [...] (one per label), "kept": number of
     characters the filter keeps, "text": what the model wrote with that setting}."""
     data = {"prompt": prompt, "labels": labels, "temperatures": temperatures, "filters": filters,
@@ -282,7 +282,8 @@ def sampling_explorer(prompt: str, labels: list[str], temperatures: list[float],
     tOut.textContent = t;
     slider.setAttribute("aria-valuetext", "temperature " + t);
     draw(s.probs);
-    const top = data.labels.map((c, i) => [c, s.probs[i]]).sort((a, b) => b[1] - a[1])[0];
+    const top = data.labels.map((c, i) => [c, s.probs[i]]).filter(e => e[0] !== "rest")
+      .sort((a, b) => b[1] - a[1])[0];  // a character, never the others summed
     svg.setAttribute("aria-label", "Probabilities of the next character at temperature " + t +
       ", " + f + ": " + data.labels.map((c, i) => c + " " + s.probs[i].toFixed(2)).join(", "));
     root.querySelector("[data-out=caption]").textContent =
