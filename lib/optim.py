@@ -7,7 +7,11 @@
   AdamW for everything else (embeddings and head, biases, norms) at `lr`. Muon keeps a
   momentum of the gradient and replaces each matrix's update by the nearest orthogonal matrix
   (a few Newton-Schulz iterations), scaled so that its size matches a typical AdamW update
-  (PyTorch's `adjust_lr_fn="match_rms_adamw"`).
+  (PyTorch's `adjust_lr_fn="match_rms_adamw"`). lib's `Muon` is `torch.optim.Muon` with one
+  change: the Newton-Schulz iterations run in float32 except on CUDA (PyTorch's run them in
+  bfloat16 everywhere, and a CPU without bfloat16 instructions, such as an AMD Zen 3 or most
+  laptops, multiplies bfloat16 matrices several times slower than float32 ones: the course's
+  CPU preset trained at a seventh of its speed there).
 
 The learning-rate schedule scales every parameter group's own peak LR by the same factor
 (`set_lr_factor`), so with Muon both parts warm up and decay together.
@@ -61,6 +65,68 @@ class CombinedOptimizer:
         return f"CombinedOptimizer({', '.join(self.parts)})"
 
 
+class Muon(torch.optim.Muon):
+    """`torch.optim.Muon` whose orthogonalisation runs in `ns_dtype` (module doc).
+
+    The same arguments, defaults, checks and state (a `momentum_buffer` per matrix), so its
+    state dict and torch's load into each other; only `step` is its own.
+    """
+
+    def __init__(self, params, *, ns_dtype: torch.dtype = torch.float32, **kwargs):
+        super().__init__(params, **kwargs)
+        self.ns_dtype = ns_dtype
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, mu = float(group["lr"]), group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                buf = state["momentum_buffer"]
+                buf.lerp_(p.grad, 1 - mu)  # an average of the gradients, weight mu on the past
+                update = p.grad.lerp(buf, mu) if group["nesterov"] else buf
+                update = orthogonalise(update, group["ns_coefficients"], group["ns_steps"],
+                                       group["eps"], self.ns_dtype)
+                p.mul_(1 - lr * group["weight_decay"])  # decoupled weight decay
+                p.add_(update.to(p.dtype), alpha=-lr * update_scale(group["adjust_lr_fn"], p.shape))
+        return loss
+
+
+def update_scale(adjust_lr_fn: str | None, shape: torch.Size) -> float:
+    """How much Muon scales its LR for a matrix of this shape: to an RMS like AdamW's update
+    ("match_rms_adamw", Liu et al. 2025), or by sqrt(rows / columns) when taller than wide."""
+    rows, cols = shape[0], shape[1]
+    if adjust_lr_fn == "match_rms_adamw":
+        return 0.2 * max(rows, cols) ** 0.5
+    if adjust_lr_fn in (None, "original"):
+        return max(1.0, rows / cols) ** 0.5
+    return 1.0
+
+
+def orthogonalise(g: torch.Tensor, coefficients, steps: int, eps: float,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """About the orthogonal matrix nearest `g` (its singular values pushed towards 1), by
+    `steps` iterations of the quintic X <- aX + b(XX^T)X + c(XX^T)^2 X (Jordan 2024), in `dtype`."""
+    a, b, c = coefficients
+    x = g.to(dtype)
+    tall = x.size(0) > x.size(1)
+    if tall:  # work on the wide side: XX^T is the smaller square
+        x = x.T
+    x = x / x.norm().clamp(min=eps)  # Frobenius norm 1, so every singular value is <= 1
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
 def make_optimizer(model, config, device: torch.device):
     """The optimizer `config.optimizer` names, over `model`'s parameters (module doc)."""
     fused = device.type in ("cuda", "cpu")  # one kernel for all tensors: about 4x faster on a CPU
@@ -74,9 +140,10 @@ def make_optimizer(model, config, device: torch.device):
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     if config.optimizer == "muon":
         hidden, rest = model.hidden_matrices()
-        muon = torch.optim.Muon(hidden, lr=config.muon_lr, weight_decay=config.weight_decay,
-                                momentum=config.momentum, nesterov=True,
-                                ns_steps=config.muon_ns_steps, adjust_lr_fn="match_rms_adamw")
+        muon = Muon(hidden, lr=config.muon_lr, weight_decay=config.weight_decay,
+                    momentum=config.momentum, nesterov=True, ns_steps=config.muon_ns_steps,
+                    adjust_lr_fn="match_rms_adamw",
+                    ns_dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
         adamw = torch.optim.AdamW(
             [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],

@@ -118,3 +118,17 @@ def test_the_cpu_preset_is_among_the_best_tuned_variants():
     assert len(mine) == 1, f"the preset is not one of the tuning's variants: {mine}"
     first = rank({v: values for v, values in loss.items() if len(values) >= 3})[0]
     assert mine[0] in {s.name for s in first}, (mine[0], [str(s) for s in first])
+
+
+def test_muon_precision_benchmark_writes_both_speeds(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "muon.json"
+    res = subprocess.run([sys.executable, str(root / "benchmarks" / "muon_precision.py"),
+                          "--rounds", "1", "--steps", "1", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    result = json.loads(out.read_text())
+    assert set(result["best"]) == {"lib (float32)", "torch (bfloat16)"}
+    assert all(v > 0 for v in result["best"].values())
+    assert result["ratio"] == pytest.approx(result["best"]["lib (float32)"] / result["best"]["torch (bfloat16)"])
+    assert result["preset"] == "shakespeare-char-cpu" and "--rounds 1" in result["command"]

@@ -15,7 +15,7 @@ COMMON = ["--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "
           "--warmup-steps", "2", "--eval-interval", "100", "--eval-batches", "1",
           "--log-interval", "1", "--device", "cpu", "--no-progress", "--seed", "0",
           "--dropout", "0", "--schedule", "constant",  # the LR does not depend on max_steps
-          # AdamW in float32, whatever the preset's optimizer: Muon orthogonalises in bfloat16,
+          # AdamW, whatever the preset's optimizer: Muon orthogonalises in bfloat16 on CUDA,
           # which turns the last-bit differences of a gradient summed in two halves into ~1e-4
           "--optimizer", "adamw"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}

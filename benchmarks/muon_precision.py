@@ -1,0 +1,113 @@
+"""Does the precision of Muon's Newton-Schulz iterations decide a CPU's training speed?
+
+    python benchmarks/muon_precision.py                  # writes benchmarks/muon-precision.json
+    python benchmarks/muon_precision.py --rounds 5 --steps 30
+
+PyTorch's `torch.optim.Muon` orthogonalises every update in bfloat16. A CPU without bfloat16
+instructions (no AVX512-BF16 or AMX on x86) multiplies bfloat16 matrices far slower than
+float32 ones, so lib's `Muon` runs the iteration in float32 off CUDA (lib/optim.py). This times
+training steps of the CPU preset (model, batch, Muon settings from lib.course) with each of
+the two, alternating in rounds on the same machine, so that what else the machine does slows
+both alike, and records the tokens per second of each, their ratio and the CPU's flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lib.course import course_config  # noqa: E402
+from lib.model import GPT  # noqa: E402
+from lib.optim import CombinedOptimizer, make_optimizer  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "muon-precision.json"
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's bfloat16-related instruction sets (Linux only; [] elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return sorted(f for f in set(flags) if "bf16" in f or f in ("avx512f", "avx2"))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def tokens_per_second(model, optimizer, batch, steps: int) -> float:
+    x, y = batch
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * x.numel() / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    p.add_argument("--steps", type=int, default=20, help="training steps per round (default 20)")
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+
+    preset, model_config, config = course_config("cpu")
+    torch.manual_seed(0)
+    model = GPT(model_config)
+    ours = make_optimizer(model, config, torch.device("cpu"))  # lib's Muon + AdamW
+    lib_muon = ours.parts["muon"]
+    theirs = CombinedOptimizer(
+        muon=torch.optim.Muon(lib_muon.param_groups[0]["params"], **{
+            k: lib_muon.defaults[k] for k in ("lr", "weight_decay", "momentum", "nesterov",
+                                               "ns_steps", "adjust_lr_fn")}),
+        adamw=ours.parts["adamw"])
+    batch = tuple(torch.randint(0, model_config.vocab_size, (config.batch_size, model_config.block_size))
+                  for _ in range(2))
+    speeds = {"lib (float32)": [], "torch (bfloat16)": []}
+    for name, opt in (("lib (float32)", ours), ("torch (bfloat16)", theirs)):
+        tokens_per_second(model, opt, batch, 3)  # warm up both
+    for r in range(args.rounds):
+        for name, opt in (("lib (float32)", ours), ("torch (bfloat16)", theirs)):
+            speeds[name].append(tokens_per_second(model, opt, batch, args.steps))
+            print(f"round {r}  {name:17s} {speeds[name][-1]:9,.0f} tok/s", flush=True)
+    best = {k: max(v) for k, v in speeds.items()}
+    ratio = best["lib (float32)"] / best["torch (bfloat16)"]
+    print(f"lib's Muon trains {ratio:.2f}x as fast as torch's here (best round of each)")
+    result = {
+        "preset": preset, "tokens_per_sec": speeds, "best": best, "ratio": ratio,
+        "cpu_flags": cpu_flags(), "cpu": cpu_model(),
+        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}",
+        "torch": torch.__version__, "date": datetime.date.today().isoformat(),
+        "command": "python benchmarks/muon_precision.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
+    }
+    if args.out.exists():  # keep what was recorded beside it (the two-minute runs)
+        result = {**json.loads(args.out.read_text()), **result}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
