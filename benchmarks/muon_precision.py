@@ -3,12 +3,15 @@
     python benchmarks/muon_precision.py                  # writes benchmarks/muon-precision.json
     python benchmarks/muon_precision.py --rounds 5 --steps 30
 
-PyTorch's `torch.optim.Muon` orthogonalises every update in bfloat16. A CPU without bfloat16
-instructions (no AVX512-BF16 or AMX on x86) multiplies bfloat16 matrices far slower than
-float32 ones, so lib's `Muon` runs the iteration in float32 off CUDA (lib/optim.py). This times
+PyTorch's `torch.optim.Muon` orthogonalises every update in bfloat16. PyTorch multiplies
+bfloat16 matrices quickly on a CPU only where its oneDNN check passes (AVX-512 on x86, bfloat16
+instructions on ARM: `torch.ops.mkldnn._is_mkldnn_bf16_supported()`); elsewhere they are far
+slower than float32 ones, so lib's `Muon` runs the iteration in float32 off CUDA (lib/optim.py). This times
 training steps of the CPU preset (model, batch, Muon settings from lib.course) with each of
 the two, alternating in rounds on the same machine, so that what else the machine does slows
 both alike, and records the tokens per second of each, their ratio and the CPU's flags.
+Write your own machine's numbers elsewhere (`--out /tmp/muon.json`): the file in benchmarks/ is
+the one the book shows, and it refuses numbers from a different CPU.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ OUT = ROOT / "benchmarks" / "muon-precision.json"
 
 
 def cpu_flags() -> list[str]:
-    """The CPU's bfloat16-related instruction sets (Linux only; [] elsewhere)."""
+    """The CPU's bfloat16-related instruction sets (Linux only, x86 `flags` or ARM `Features`;
+    [] elsewhere)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return []
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
+                  if line.startswith(("flags", "Features"))), [])
     return sorted(f for f in set(flags) if "bf16" in f or f in ("avx512f", "avx2"))
 
 
@@ -99,12 +103,19 @@ def main(argv=None) -> None:
     result = {
         "preset": preset, "tokens_per_sec": speeds, "best": best, "ratio": ratio,
         "cpu_flags": cpu_flags(), "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch picked
+        "fast_cpu_bfloat16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
         "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}",
         "torch": torch.__version__, "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/muon_precision.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
     }
     if args.out.exists():  # keep what was recorded beside it (the two-minute runs)
-        result = {**json.loads(args.out.read_text()), **result}
+        before = json.loads(args.out.read_text())
+        if (before.get("cpu"), before.get("machine")) != (result["cpu"], result["machine"]):
+            raise SystemExit(f"{args.out} holds numbers from another machine ({before.get('cpu')}, "
+                             f"{before.get('machine')}); this is {result['cpu']}, {result['machine']}. "
+                             "Pass --out FILE to write this machine's numbers to a file of its own.")
+        result = {**before, **result}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 

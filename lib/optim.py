@@ -8,10 +8,10 @@
   momentum of the gradient and replaces each matrix's update by the nearest orthogonal matrix
   (a few Newton-Schulz iterations), scaled so that its size matches a typical AdamW update
   (PyTorch's `adjust_lr_fn="match_rms_adamw"`). lib's `Muon` is `torch.optim.Muon` with one
-  change: the Newton-Schulz iterations run in float32 except on CUDA (PyTorch's run them in
-  bfloat16 everywhere, and a CPU without bfloat16 instructions, such as an AMD Zen 3 or most
-  laptops, multiplies bfloat16 matrices several times slower than float32 ones: the course's
-  CPU preset trained at a seventh of its speed there).
+  change: the Newton-Schulz iterations run in float32 except on a CUDA GPU with native bfloat16
+  (PyTorch's run them in bfloat16 everywhere, and PyTorch's fast bfloat16 matrix products on a
+  CPU need AVX-512; on the 2-core AMD EPYC the course is built on, which has AVX2 only, torch's
+  Muon trained the CPU preset at about a sixth of lib's speed: benchmarks/muon_precision.py).
 
 The learning-rate schedule scales every parameter group's own peak LR by the same factor
 (`set_lr_factor`), so with Muon both parts warm up and decay together.
@@ -84,15 +84,13 @@ class Muon(torch.optim.Muon):
                 loss = closure()
         for group in self.param_groups:
             lr, mu = float(group["lr"]), group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p.grad)
-                buf = state["momentum_buffer"]
-                buf.lerp_(p.grad, 1 - mu)  # an average of the gradients, weight mu on the past
-                update = p.grad.lerp(buf, mu) if group["nesterov"] else buf
+            params, grads, bufs = [], [], []
+            # torch's own bookkeeping: refuses complex parameters and sparse gradients, and
+            # makes each matrix's momentum buffer on its first step.
+            self._init_group(group, params, grads, bufs)
+            for p, grad, buf in zip(params, grads, bufs, strict=True):
+                buf.lerp_(grad, 1 - mu)  # an average of the gradients, weight mu on the past
+                update = grad.lerp(buf, mu) if group["nesterov"] else buf
                 update = orthogonalise(update, group["ns_coefficients"], group["ns_steps"],
                                        group["eps"], self.ns_dtype)
                 p.mul_(1 - lr * group["weight_decay"])  # decoupled weight decay
@@ -115,6 +113,13 @@ def orthogonalise(g: torch.Tensor, coefficients, steps: int, eps: float,
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """About the orthogonal matrix nearest `g` (its singular values pushed towards 1), by
     `steps` iterations of the quintic X <- aX + b(XX^T)X + c(XX^T)^2 X (Jordan 2024), in `dtype`."""
+    if g.dim() != 2:
+        raise ValueError(f"Muon orthogonalises 2-D matrices, got a tensor of shape {tuple(g.shape)}: "
+                         "give Muon only the blocks' matrices and AdamW the rest")
+    if not 0 <= steps < 100:
+        raise ValueError(f"Muon's Newton-Schulz steps must be from 0 to 99 (PyTorch's limit), got {steps}")
+    if len(coefficients) != 3:
+        raise ValueError(f"Muon's Newton-Schulz coefficients must be 3 numbers (a, b, c), got {coefficients!r}")
     a, b, c = coefficients
     x = g.to(dtype)
     tall = x.size(0) > x.size(1)
@@ -125,6 +130,14 @@ def orthogonalise(g: torch.Tensor, coefficients, steps: int, eps: float,
         gram = x @ x.T
         x = a * x + (b * gram + c * gram @ gram) @ x
     return x.T if tall else x
+
+
+def ns_dtype(device: torch.device) -> torch.dtype:
+    """The precision of Muon's Newton-Schulz iterations on `device`: bfloat16 on a CUDA GPU
+    that multiplies bfloat16 natively (as PyTorch's Muon does everywhere), float32 elsewhere."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float32
 
 
 def make_optimizer(model, config, device: torch.device):
@@ -143,7 +156,7 @@ def make_optimizer(model, config, device: torch.device):
         muon = Muon(hidden, lr=config.muon_lr, weight_decay=config.weight_decay,
                     momentum=config.momentum, nesterov=True, ns_steps=config.muon_ns_steps,
                     adjust_lr_fn="match_rms_adamw",
-                    ns_dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
+                    ns_dtype=ns_dtype(device))
         adamw = torch.optim.AdamW(
             [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],

@@ -132,3 +132,17 @@ def test_muon_precision_benchmark_writes_both_speeds(tmp_path):
     assert all(v > 0 for v in result["best"].values())
     assert result["ratio"] == pytest.approx(result["best"]["lib (float32)"] / result["best"]["torch (bfloat16)"])
     assert result["preset"] == "shakespeare-char-cpu" and "--rounds 1" in result["command"]
+    assert isinstance(result["fast_cpu_bfloat16"], bool) and result["cpu_capability"]
+
+
+def test_muon_precision_benchmark_refuses_another_machines_file(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "muon.json"
+    kept = {"cpu": "some other CPU", "machine": "64 CPU cores (x86_64), Linux",
+            "two_minute_runs": {"measured": "elsewhere"}}
+    out.write_text(json.dumps(kept))
+    res = subprocess.run([sys.executable, str(root / "benchmarks" / "muon_precision.py"),
+                          "--rounds", "1", "--steps", "1", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "another machine" in res.stderr and "--out" in res.stderr
+    assert json.loads(out.read_text()) == kept  # left as it was
