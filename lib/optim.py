@@ -9,9 +9,9 @@
   (a few Newton-Schulz iterations), scaled so that its size matches a typical AdamW update
   (PyTorch's `adjust_lr_fn="match_rms_adamw"`). lib's `Muon` is `torch.optim.Muon` with one
   change: the Newton-Schulz iterations run in float32 except on a CUDA GPU with native bfloat16
-  (PyTorch's run them in bfloat16 everywhere, and PyTorch's fast bfloat16 matrix products on a
-  CPU need AVX-512; on the 2-core AMD EPYC the course is built on, which has AVX2 only, torch's
-  Muon trained the CPU preset at about a sixth of lib's speed: benchmarks/muon_precision.py).
+  (PyTorch's run them in bfloat16 everywhere, and its fast bfloat16 products on a CPU need its
+  oneDNN check, AVX-512 on x86, to pass; on a 2-core AMD EPYC with AVX2 only, torch's Muon
+  trained the CPU preset at about a sixth of lib's speed: benchmarks/muon_precision.py).
 
 The learning-rate schedule scales every parameter group's own peak LR by the same factor
 (`set_lr_factor`), so with Muon both parts warm up and decay together.
@@ -116,8 +116,8 @@ def orthogonalise(g: torch.Tensor, coefficients, steps: int, eps: float,
     if g.dim() != 2:
         raise ValueError(f"Muon orthogonalises 2-D matrices, got a tensor of shape {tuple(g.shape)}: "
                          "give Muon only the blocks' matrices and AdamW the rest")
-    if not 0 <= steps < 100:
-        raise ValueError(f"Muon's Newton-Schulz steps must be from 0 to 99 (PyTorch's limit), got {steps}")
+    if not 0 <= steps < 100:  # PyTorch refuses 100 or more; lib also refuses a negative count
+        raise ValueError(f"Muon's Newton-Schulz steps must be from 0 to 99, got {steps}")
     if len(coefficients) != 3:
         raise ValueError(f"Muon's Newton-Schulz coefficients must be 3 numbers (a, b, c), got {coefficients!r}")
     a, b, c = coefficients
@@ -135,8 +135,10 @@ def orthogonalise(g: torch.Tensor, coefficients, steps: int, eps: float,
 def ns_dtype(device: torch.device) -> torch.dtype:
     """The precision of Muon's Newton-Schulz iterations on `device`: bfloat16 on a CUDA GPU
     that multiplies bfloat16 natively (as PyTorch's Muon does everywhere), float32 elsewhere."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
-        return torch.bfloat16
+    if device.type == "cuda":
+        with torch.cuda.device(device):  # the GPU asked about, not the current one
+            if torch.cuda.is_bf16_supported(including_emulation=False):
+                return torch.bfloat16
     return torch.float32
 
 

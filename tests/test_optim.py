@@ -99,6 +99,7 @@ def test_bfloat16_orthogonalises_less_precisely_than_float32():
     (dict(ns_coefficients=(1.0, 2.0)), "3 numbers"),
 ])
 def test_lib_muon_refuses_what_torchs_refuses(bad, match):
+    bad = dict(bad)  # the parametrized dict is shared between runs
     shape = bad.pop("shape", (8, 16))
     p = torch.nn.Parameter(torch.randn(8, 16))
     opt = Muon([p], **bad)
@@ -111,6 +112,10 @@ def test_lib_muon_refuses_what_torchs_refuses(bad, match):
         return
     with pytest.raises(ValueError, match=match):
         opt.step()
+    q = torch.nn.Parameter(torch.randn(8, 16))
+    q.grad = torch.randn(8, 16)
+    with pytest.raises(ValueError):  # torch's own Muon refuses it too
+        torch.optim.Muon([q], **bad).step()
 
 
 def test_lib_muon_refuses_sparse_gradients():
@@ -123,3 +128,12 @@ def test_lib_muon_refuses_sparse_gradients():
 def test_ns_dtype_is_float32_off_cuda():
     assert ns_dtype(torch.device("cpu")) == torch.float32
     assert ns_dtype(torch.device("meta")) == torch.float32
+
+
+def test_ns_dtype_on_cuda_follows_native_bfloat16(monkeypatch):
+    import contextlib
+    monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert ns_dtype(torch.device("cuda", 0)) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert ns_dtype(torch.device("cuda", 0)) == torch.float32  # e.g. a T4 or V100: float32
