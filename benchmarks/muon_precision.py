@@ -1,7 +1,10 @@
 """Does the precision of Muon's Newton-Schulz iterations decide a CPU's training speed?
 
-    python benchmarks/muon_precision.py                  # writes benchmarks/muon-precision.json
-    python benchmarks/muon_precision.py --rounds 5 --steps 30
+    python benchmarks/muon_precision.py --out /tmp/muon.json                # your machine's numbers
+    python benchmarks/muon_precision.py --out /tmp/muon.json --rounds 5 --steps 30
+
+(Without --out it writes benchmarks/muon-precision.json, the file the book shows, and only on
+the machine that recorded it.)
 
 PyTorch's `torch.optim.Muon` orthogonalises every update in bfloat16. PyTorch multiplies
 bfloat16 matrices quickly on a CPU only where its oneDNN check passes (AVX-512 on x86, bfloat16
@@ -60,6 +63,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_identity() -> dict:
+    """What decides bfloat16's speed here: the CPU, its instruction sets, the kernels torch
+    picked and oneDNN's bfloat16 check. Two files may be merged only when all of it agrees."""
+    return {
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch picked
+        "fast_cpu_bfloat16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}",
+    }
+
+
 def tokens_per_second(model, optimizer, batch, steps: int) -> float:
     x, y = batch
     t0 = time.perf_counter()
@@ -77,6 +91,16 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=20, help="training steps per round (default 20)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
+
+    here = machine_identity()
+    before = json.loads(args.out.read_text()) if args.out.exists() else None
+    if before is not None:  # checked before timing, so that a refusal costs nothing
+        theirs = {k: before.get(k) for k in here}
+        if theirs != here:
+            differ = ", ".join(f"{k} {theirs[k]!r} there, {here[k]!r} here" for k in here
+                               if theirs[k] != here[k])
+            raise SystemExit(f"{args.out} holds numbers from another machine ({differ}). "
+                             "Pass --out FILE to write this machine's numbers to a file of its own.")
 
     preset, model_config, config = course_config("cpu")
     torch.manual_seed(0)
@@ -102,19 +126,11 @@ def main(argv=None) -> None:
     print(f"lib's Muon trains {ratio:.2f}x as fast as torch's here (best round of each)")
     result = {
         "preset": preset, "tokens_per_sec": speeds, "best": best, "ratio": ratio,
-        "cpu_flags": cpu_flags(), "cpu": cpu_model(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch picked
-        "fast_cpu_bfloat16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}",
+        **here,
         "torch": torch.__version__, "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/muon_precision.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
     }
-    if args.out.exists():  # keep what was recorded beside it (the two-minute runs)
-        before = json.loads(args.out.read_text())
-        if (before.get("cpu"), before.get("machine")) != (result["cpu"], result["machine"]):
-            raise SystemExit(f"{args.out} holds numbers from another machine ({before.get('cpu')}, "
-                             f"{before.get('machine')}); this is {result['cpu']}, {result['machine']}. "
-                             "Pass --out FILE to write this machine's numbers to a file of its own.")
+    if before is not None:  # keep what was recorded beside it (the two-minute runs)
         result = {**before, **result}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -93,6 +93,29 @@ def test_every_tuning_variant_resolves_to_valid_configs():
         tune.configs(name)  # a bad field or value raises here
 
 
+@pytest.mark.parametrize("name", ["cpu-preset-tuning.json", "muon-variants-amd-epyc.json",
+                                  "muon-combinations-amd-epyc.json"])
+def test_recorded_runs_are_of_the_variants_as_defined(name):
+    """Every run in a results file the Performance page renders trained the variant that its
+    name means today: same model, same training settings but for those the run sets itself
+    (steps from the time budget, the seed, the time limit). A field added to TrainConfig after
+    a run was recorded is absent there and must have kept its default, so the run still means
+    the same."""
+    from lib.trainer import TrainConfig
+
+    tune, _ = _tuning()
+    results = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / name).read_text())
+    defaults = TrainConfig().to_dict()
+    per_run = {"max_steps", "seed", "max_time", "progress", "out_dir"}
+    for r in results["runs"]:
+        model_config, train_config = tune.configs(r["variant"])
+        assert r["model"] == model_config.to_dict(), r["variant"]
+        for key, value in train_config.to_dict().items():
+            if key not in per_run:
+                assert r["train"].get(key, defaults[key]) == value, (r["variant"], r["seed"], key)
+        assert r["train"]["max_time"] == results["max_time"], r["variant"]
+
+
 def test_the_cpu_preset_is_among_the_best_tuned_variants():
     """The tuning results that the Performance page shows are of the preset the course trains:
     among the variants measured with 3 or more seeds, the preset's variant (its model and
@@ -145,4 +168,59 @@ def test_muon_precision_benchmark_refuses_another_machines_file(tmp_path):
                           "--rounds", "1", "--steps", "1", "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode != 0 and "another machine" in res.stderr and "--out" in res.stderr
+    assert "some other CPU" in res.stderr  # it names what differs
     assert json.loads(out.read_text()) == kept  # left as it was
+
+
+def _muon_precision():
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("muon_precision", root / "benchmarks" / "muon_precision.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_muon_precision_benchmark_refuses_a_file_from_a_cpu_with_other_instructions(tmp_path):
+    """The same CPU name and core count is not the same machine: an AVX-512 EPYC and an AVX2
+    one are both "AMD EPYC". A file whose instruction sets differ is refused before timing."""
+    mp = _muon_precision()
+    kept = {**mp.machine_identity(), "two_minute_runs": {"measured": "elsewhere"}}
+    kept["cpu_flags"] = sorted(set(kept["cpu_flags"]) ^ {"avx512f"})
+    out = tmp_path / "muon.json"
+    out.write_text(json.dumps(kept))
+    with pytest.raises(SystemExit, match="cpu_flags"):
+        mp.main(["--rounds", "1", "--steps", "1", "--out", str(out)])
+    assert json.loads(out.read_text()) == kept
+
+
+def test_muon_precision_benchmark_merges_into_this_machines_file(tmp_path):
+    """Rerun on the machine that wrote the file, it replaces the speeds and keeps the rest
+    (the two-minute runs recorded beside them)."""
+    mp = _muon_precision()
+    out = tmp_path / "muon.json"
+    out.write_text(json.dumps({**mp.machine_identity(), "ratio": -1.0,
+                               "two_minute_runs": {"measured": "here"}}))
+    mp.main(["--rounds", "1", "--steps", "1", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["two_minute_runs"] == {"measured": "here"}
+    assert result["ratio"] > 0 and set(result["best"]) == {"lib (float32)", "torch (bfloat16)"}
+
+
+def test_readmes_loss_ranges_are_the_recorded_runs():
+    """The README's ranges for the CPU preset's Muon runs are those of the results files."""
+    root = Path(__file__).resolve().parents[1]
+    readme = " ".join((root / "README.md").read_text().split())
+
+    def loss_range(*names, variant="muon"):
+        losses = [r["val_loss_full_split"] for name in names
+                  for r in json.loads((root / "benchmarks" / name).read_text())["runs"] if r["variant"] == variant]
+        return len(losses), f"{min(losses):.2f} to {max(losses):.2f}"
+
+    n, tuned = loss_range("cpu-preset-tuning.json")
+    assert n == 4 and f"four 120-second runs ranged from {tuned}" in readme
+    n, adamw = loss_range("cpu-preset-tuning.json", variant="2-layers+batch32")  # the preset with AdamW
+    assert n == 5 and f"AdamW alone, five runs, {adamw}" in readme
+    n, here = loss_range("muon-variants-amd-epyc.json", "muon-combinations-amd-epyc.json")
+    assert n == 6 and f"six seeds of the preset in two sessions reached {here}" in readme

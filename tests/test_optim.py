@@ -38,7 +38,11 @@ def _torch_in_float32(grad, ns_coefficients, ns_steps, eps):
         torch.Tensor.bfloat16 = real_bfloat16
 
 
-ORIGINAL_NS = torch_muon._zeropower_via_newtonschulz
+# torch's private iteration, to compare with (torch 2.9 to 2.13 have it; a later torch may not,
+# and then only these comparisons are skipped, not the file)
+ORIGINAL_NS = getattr(torch_muon, "_zeropower_via_newtonschulz", None)
+needs_torchs_iteration = pytest.mark.skipif(
+    ORIGINAL_NS is None, reason="this torch has no torch.optim._muon._zeropower_via_newtonschulz")
 
 
 def _train_both(nesterov, ours_dtype, steps=5):
@@ -58,6 +62,7 @@ def _train_both(nesterov, ours_dtype, steps=5):
     return a, b, ours, torchs, start
 
 
+@needs_torchs_iteration
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_lib_muon_takes_torchs_steps(nesterov, monkeypatch):
     # With torch's iteration made to run in float32 too, the two optimizers agree to float32
