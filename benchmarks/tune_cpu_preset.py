@@ -125,7 +125,7 @@ VARIANTS: dict[str, tuple[str, str | None, dict, dict]] = {
     "muon+noclip": ("no gradient clipping", "muon", {}, {"grad_clip": 0.0}),
     "muon+ctx128-batch16": ("context 128, batch 16 (same tokens per step)", "muon",
                             {"block_size": 128}, {"batch_size": 16}),
-    # The three best of those, combined (each alone was inside muon's spread at seed 0).
+    # The two lowest of those combined, then with the fifth (each alone was inside muon's spread).
     "muon+linear0+warmup20": ("linear decay to 0 and warmup 20 steps", "muon+linear0", {},
                               {"warmup_steps": 20}),
     "muon+linear0+warmup20+momentum0.9": ("and Muon momentum 0.9", "muon+linear0+warmup20", {},

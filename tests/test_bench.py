@@ -223,4 +223,10 @@ def test_readmes_loss_ranges_are_the_recorded_runs():
     n, adamw = loss_range("cpu-preset-tuning.json", variant="2-layers+batch32")  # the preset with AdamW
     assert n == 5 and f"AdamW alone, five runs, {adamw}" in readme
     n, here = loss_range("muon-variants-amd-epyc.json", "muon-combinations-amd-epyc.json")
-    assert n == 6 and f"six seeds of the preset in two sessions reached {here}" in readme
+    assert n == 6 and f"six seeds of the preset in two sessions reached {here}," in readme
+    first, slower = ([r for r in json.loads((root / "benchmarks" / name).read_text())["runs"] if r["variant"] == "muon"]
+                     for name in ("muon-variants-amd-epyc.json", "muon-combinations-amd-epyc.json"))
+    tps = lambda runs: sum(r["tokens_per_sec"] for r in runs) / len(runs)
+    assert "the three highest in the session when the machine ran slower" in readme
+    assert tps(slower) < tps(first)
+    assert min(r["val_loss_full_split"] for r in slower) > max(r["val_loss_full_split"] for r in first)
