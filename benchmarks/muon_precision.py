@@ -2,6 +2,7 @@
 
     python benchmarks/muon_precision.py --out /tmp/muon.json                # your machine's numbers
     python benchmarks/muon_precision.py --out /tmp/muon.json --rounds 5 --steps 30
+    python benchmarks/muon_precision.py --out /tmp/muon.json --two-minute-seeds 0 1 2   # and train
 
 (Without --out it writes benchmarks/muon-precision.json, the file the book shows, and only on
 the machine that recorded it.)
@@ -11,8 +12,11 @@ bfloat16 matrices quickly on a CPU only where its oneDNN check passes (AVX-512 o
 instructions on ARM: `torch.ops.mkldnn._is_mkldnn_bf16_supported()`); elsewhere they are far
 slower than float32 ones, so lib's `Muon` runs the iteration in float32 off CUDA (lib/optim.py). This times
 training steps of the CPU preset (model, batch, Muon settings from lib.course) with each of
-the two, alternating in rounds on the same machine, so that what else the machine does slows
-both alike, and records the tokens per second of each, their ratio and the CPU's flags.
+the two, alternating in rounds on the same machine (each first in every other round), so that
+what else the machine does slows both alike, and records the tokens per second of each, their ratio and the CPU's flags. With
+`--two-minute-seeds` it then trains the preset for two minutes per seed with each Muon in turn
+(the tuning's `muon` variant, benchmarks/tune_cpu_preset.py) and records the steps taken and the
+loss on the whole validation split (`two_minute_runs`, replacing any recorded before).
 Write your own machine's numbers elsewhere (`--out /tmp/muon.json`): the file in benchmarks/ is
 the one the book shows, and it refuses numbers from a different CPU.
 """
@@ -33,6 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import lib.optim  # noqa: E402
 from lib.course import course_config  # noqa: E402
 from lib.model import GPT  # noqa: E402
 from lib.optim import CombinedOptimizer, make_optimizer  # noqa: E402
@@ -85,11 +90,44 @@ def tokens_per_second(model, optimizer, batch, steps: int) -> float:
     return steps * x.numel() / (time.perf_counter() - t0)
 
 
+def torch_muon(params, *, ns_dtype=None, **kwargs) -> torch.optim.Muon:
+    """PyTorch's own Muon, built from the arguments lib.optim gives its own (`ns_dtype` is
+    lib's and is dropped: PyTorch's runs its iterations in bfloat16)."""
+    return torch.optim.Muon(params, **kwargs)
+
+
+def two_minute_runs(seeds, max_time: float = 120.0) -> dict:
+    """The preset trained for `max_time` seconds per seed with lib's Muon and PyTorch's in
+    turn (seed by seed, so that both share the machine's slow and fast minutes; from the
+    second seed on, the other goes first)."""
+    from unittest import mock
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import tune_cpu_preset as tuning  # benchmarks/, beside this file
+
+    corpus = tuning.load_char_corpus()
+    runs = []
+    pair = [("lib (float32)", lib.optim.Muon), ("torch (bfloat16)", torch_muon)]
+    for i, seed in enumerate(seeds):
+        for name, muon in (pair if i % 2 == 0 else pair[::-1]):  # each first every other seed
+            with mock.patch.object(lib.optim, "Muon", muon):
+                r = tuning.run_variant("muon", corpus, max_time, seed)
+            runs.append({"muon": name, **{k: r[k] for k in ("seed", "steps", "seconds", "tokens_per_sec",
+                                                            "val_loss_full_split")}})
+            print(f"seed {seed}  {name:17s} {r['steps']:5d} steps {r['seconds']:6.1f} s "
+                  f"{r['tokens_per_sec']:8,.0f} tok/s  val {r['val_loss_full_split']:.4f}", flush=True)
+    return {"command": f"the tuning's muon variant, {max_time:g} s per seed, each Muon first "
+                       "every other seed (benchmarks/muon_precision.py --two-minute-seeds)",
+            "runs": runs}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     p.add_argument("--steps", type=int, default=20, help="training steps per round (default 20)")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--two-minute-seeds", nargs="+", type=int, default=[],
+                   help="then train the preset for two minutes per seed with each Muon")
     args = p.parse_args(argv)
 
     here = machine_identity()
@@ -117,8 +155,11 @@ def main(argv=None) -> None:
     speeds = {"lib (float32)": [], "torch (bfloat16)": []}
     for name, opt in (("lib (float32)", ours), ("torch (bfloat16)", theirs)):
         tokens_per_second(model, opt, batch, 3)  # warm up both
+    pair = [("lib (float32)", ours), ("torch (bfloat16)", theirs)]
     for r in range(args.rounds):
-        for name, opt in (("lib (float32)", ours), ("torch (bfloat16)", theirs)):
+        # Each goes first in every other round: a machine that speeds up or slows down during
+        # the measurement then favours neither.
+        for name, opt in (pair if r % 2 == 0 else pair[::-1]):
             speeds[name].append(tokens_per_second(model, opt, batch, args.steps))
             print(f"round {r}  {name:17s} {speeds[name][-1]:9,.0f} tok/s", flush=True)
     best = {k: max(v) for k, v in speeds.items()}
@@ -132,6 +173,8 @@ def main(argv=None) -> None:
     }
     if before is not None:  # keep what was recorded beside it (the two-minute runs)
         result = {**before, **result}
+    if args.two_minute_seeds:
+        result["two_minute_runs"] = two_minute_runs(args.two_minute_seeds)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from lib import bench
 from lib.bench import benchmark, report
@@ -94,7 +95,7 @@ def test_every_tuning_variant_resolves_to_valid_configs():
 
 
 @pytest.mark.parametrize("name", ["cpu-preset-tuning.json", "muon-variants-amd-epyc.json",
-                                  "muon-combinations-amd-epyc.json"])
+                                  "muon-combinations-amd-epyc.json", "muon-combinations-avx512.json"])
 def test_recorded_runs_are_of_the_variants_as_defined(name):
     """Every run in a results file the Performance page renders trained the variant that its
     name means today: same model, same training settings but for those the run sets itself
@@ -208,6 +209,27 @@ def test_muon_precision_benchmark_merges_into_this_machines_file(tmp_path):
     assert result["ratio"] > 0 and set(result["best"]) == {"lib (float32)", "torch (bfloat16)"}
 
 
+def test_muon_precision_two_minute_runs_train_each_muon_in_turn(monkeypatch):
+    """`--two-minute-seeds` trains the preset with lib's Muon and then PyTorch's own, per seed."""
+    mp = _muon_precision()
+    import lib.trainer
+
+    built = []
+    real = lib.trainer.make_optimizer
+
+    def recording(*args, **kwargs):
+        optimizer = real(*args, **kwargs)
+        built.append(type(optimizer.parts["muon"]))
+        return optimizer
+
+    monkeypatch.setattr(lib.trainer, "make_optimizer", recording)
+    result = mp.two_minute_runs([3], max_time=1.0)
+    assert [(r["muon"], r["seed"]) for r in result["runs"]] == [("lib (float32)", 3), ("torch (bfloat16)", 3)]
+    assert set(built) == {mp.lib.optim.Muon, torch.optim.Muon}  # PyTorch's own, not lib's
+    assert all(r["steps"] > 0 and r["val_loss_full_split"] < 5 for r in result["runs"])
+    assert "--two-minute-seeds" in result["command"]
+
+
 def test_readmes_loss_ranges_are_the_recorded_runs():
     """The README's ranges for the CPU preset's Muon runs are those of the results files."""
     root = Path(__file__).resolve().parents[1]
@@ -230,3 +252,9 @@ def test_readmes_loss_ranges_are_the_recorded_runs():
     assert "the three highest in the session when the machine ran slower" in readme
     assert tps(slower) < tps(first)
     assert min(r["val_loss_full_split"] for r in slower) > max(r["val_loss_full_split"] for r in first)
+    bench = root / "benchmarks"
+    fast = ([r["val_loss_full_split"] for r in json.loads((bench / "muon-combinations-avx512.json").read_text())["runs"]
+             if r["variant"] == "muon"]
+            + [r["val_loss_full_split"] for r in json.loads((bench / "muon-precision-avx512.json").read_text())
+               ["two_minute_runs"]["runs"] if r["muon"] == "lib (float32)"])
+    assert len(fast) == 6 and f"with AVX-512, six seeds reached {min(fast):.2f} to {max(fast):.2f})" in readme
