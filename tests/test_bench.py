@@ -76,15 +76,21 @@ def test_command_line_errors_are_one_line(args, pattern, tmp_path):
     assert res.returncode == 2 and pattern in res.stderr and "Traceback" not in res.stderr
 
 
-def _tuning():
+def _benchmark_script(name: str):
+    """One of the scripts in benchmarks/ (not a package), loaded as a module."""
     import importlib.util
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("tune_cpu_preset", root / "benchmarks" / "tune_cpu_preset.py")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module, json.loads((root / "benchmarks" / "cpu-preset-tuning.json").read_text())
+    return module
+
+
+def _tuning():
+    root = Path(__file__).resolve().parents[1]
+    return (_benchmark_script("tune_cpu_preset"),
+            json.loads((root / "benchmarks" / "cpu-preset-tuning.json").read_text()))
 
 
 def test_every_tuning_variant_resolves_to_valid_configs():
@@ -173,20 +179,10 @@ def test_muon_precision_benchmark_refuses_another_machines_file(tmp_path):
     assert json.loads(out.read_text()) == kept  # left as it was
 
 
-def _muon_precision():
-    import importlib.util
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("muon_precision", root / "benchmarks" / "muon_precision.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_muon_precision_benchmark_refuses_a_file_from_a_cpu_with_other_instructions(tmp_path):
     """The same CPU name and core count is not the same machine: an AVX-512 EPYC and an AVX2
     one are both "AMD EPYC". A file whose instruction sets differ is refused before timing."""
-    mp = _muon_precision()
+    mp = _benchmark_script("muon_precision")
     kept = {**mp.machine_identity(), "two_minute_runs": {"measured": "elsewhere"}}
     kept["cpu_flags"] = sorted(set(kept["cpu_flags"]) ^ {"avx512f"})
     out = tmp_path / "muon.json"
@@ -199,7 +195,7 @@ def test_muon_precision_benchmark_refuses_a_file_from_a_cpu_with_other_instructi
 def test_muon_precision_benchmark_merges_into_this_machines_file(tmp_path):
     """Rerun on the machine that wrote the file, it replaces the speeds and keeps the rest
     (the two-minute runs recorded beside them)."""
-    mp = _muon_precision()
+    mp = _benchmark_script("muon_precision")
     out = tmp_path / "muon.json"
     out.write_text(json.dumps({**mp.machine_identity(), "ratio": -1.0,
                                "two_minute_runs": {"measured": "here"}}))
@@ -211,7 +207,7 @@ def test_muon_precision_benchmark_merges_into_this_machines_file(tmp_path):
 
 def test_muon_precision_two_minute_runs_train_each_muon_in_turn(monkeypatch):
     """`--two-minute-seeds` trains the preset with lib's Muon and then PyTorch's own, per seed."""
-    mp = _muon_precision()
+    mp = _benchmark_script("muon_precision")
     import lib.trainer
 
     built = []
