@@ -1,14 +1,30 @@
-"""Helpers the tests share: a text they make themselves, tiny configs, and running lib's
-command lines as a user does (in a subprocess). Fixtures live in conftest.py."""
+"""Helpers the tests share: a text they make themselves, tiny configs, running lib's
+command lines as a user does (in a subprocess), and loading the project's scripts that are not
+in a package (benchmarks/, book/_ext/). Fixtures live in conftest.py."""
 
+import importlib.util
 import os
 import random
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from lib.model import GPTConfig
 from lib.trainer import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str):
+    """A script of the project that is not in a package (`benchmarks/muon_precision.py`,
+    `book/_ext/colab.py`), loaded as a module named after its file."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 WORDS = "the king and queen of love shall speak to me now my lord good night sweet prince".split()
 

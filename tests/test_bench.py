@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import load_script
 from lib import bench
 from lib.bench import benchmark, report
 
@@ -76,20 +77,9 @@ def test_command_line_errors_are_one_line(args, pattern, tmp_path):
     assert res.returncode == 2 and pattern in res.stderr and "Traceback" not in res.stderr
 
 
-def _benchmark_script(name: str):
-    """One of the scripts in benchmarks/ (not a package), loaded as a module."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tuning():
     root = Path(__file__).resolve().parents[1]
-    return (_benchmark_script("tune_cpu_preset"),
+    return (load_script("benchmarks/tune_cpu_preset.py"),
             json.loads((root / "benchmarks" / "cpu-preset-tuning.json").read_text()))
 
 
@@ -182,7 +172,7 @@ def test_muon_precision_benchmark_refuses_another_machines_file(tmp_path):
 def test_muon_precision_benchmark_refuses_a_file_from_a_cpu_with_other_instructions(tmp_path):
     """The same CPU name and core count is not the same machine: an AVX-512 EPYC and an AVX2
     one are both "AMD EPYC". A file whose instruction sets differ is refused before timing."""
-    mp = _benchmark_script("muon_precision")
+    mp = load_script("benchmarks/muon_precision.py")
     kept = {**mp.machine_identity(), "two_minute_runs": {"measured": "elsewhere"}}
     kept["cpu_flags"] = sorted(set(kept["cpu_flags"]) ^ {"avx512f"})
     out = tmp_path / "muon.json"
@@ -195,7 +185,7 @@ def test_muon_precision_benchmark_refuses_a_file_from_a_cpu_with_other_instructi
 def test_muon_precision_benchmark_merges_into_this_machines_file(tmp_path):
     """Rerun on the machine that wrote the file, it replaces the speeds and keeps the rest
     (the two-minute runs recorded beside them)."""
-    mp = _benchmark_script("muon_precision")
+    mp = load_script("benchmarks/muon_precision.py")
     out = tmp_path / "muon.json"
     out.write_text(json.dumps({**mp.machine_identity(), "ratio": -1.0,
                                "two_minute_runs": {"measured": "here"}}))
@@ -207,7 +197,7 @@ def test_muon_precision_benchmark_merges_into_this_machines_file(tmp_path):
 
 def test_muon_precision_two_minute_runs_train_each_muon_in_turn(monkeypatch):
     """`--two-minute-seeds` trains the preset with lib's Muon and then PyTorch's own, per seed."""
-    mp = _benchmark_script("muon_precision")
+    mp = load_script("benchmarks/muon_precision.py")
     import lib.trainer
 
     built = []

@@ -62,14 +62,10 @@ def test_outside_the_book_figures_are_shown_and_values_printed(monkeypatch, caps
 
 
 def test_the_book_build_sets_the_switch(monkeypatch):
-    import importlib.util
-    from pathlib import Path
-
     monkeypatch.delenv(book.BOOK_BUILD_ENV, raising=False)
-    path = Path(__file__).resolve().parents[1] / "book" / "_ext" / "course_html.py"
-    spec = importlib.util.spec_from_file_location("course_html", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from helpers import load_script
+
+    module = load_script("book/_ext/course_html.py")
 
     class App:  # what setup() touches of Sphinx's application
         def setup_extension(self, name): pass

@@ -198,12 +198,11 @@ def test_every_lesson_downloads_as_an_executed_notebook(server):
 def test_every_lesson_has_a_colab_button_to_its_published_notebook(browser, server):
     """The button on each lesson page opens, on Colab, the notebook that `make book` wrote for
     that page (the publishing workflow pushes _build/notebooks to the notebooks branch)."""
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("colab", ROOT / "book" / "_ext" / "colab.py")
-    colab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(colab)
+    from helpers import load_script
+
+    colab = load_script("book/_ext/colab.py")
     repository = re.search(r"^  url: (\S+)", (ROOT / "_config.yml").read_text(), re.M)[1]
     lessons = sorted((HTML / "lessons").glob("*.html"))
     assert lessons

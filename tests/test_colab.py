@@ -1,7 +1,6 @@
 """The lessons as Colab notebooks (book/_ext/colab.py): what they hold, where their buttons
 point, and what their set-up cell does with and without the course installed."""
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -10,18 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "https://github.com/gpt-course/how-a-gpt-learns-to-write"
 
 
-def _load_colab():
-    spec = importlib.util.spec_from_file_location("colab", ROOT / "book" / "_ext" / "colab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-colab = _load_colab()
+colab = load_script("book/_ext/colab.py")
 LESSONS = re.findall(r"file: (lessons/\S+)", (ROOT / "_toc.yml").read_text())
 
 

@@ -1,12 +1,13 @@
 """`import lib` works from any working directory once the course is installed."""
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,9 +70,7 @@ def test_a_learner_installs_the_course_and_runs_lesson_01_outside_a_clone(tmp_pa
                            capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where).is_relative_to(venv), f"lib came from {where}, not the new environment"
 
-    spec = importlib.util.spec_from_file_location("colab", ROOT / "book" / "_ext" / "colab.py")
-    colab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(colab)
+    colab = load_script("book/_ext/colab.py")
     import nbformat
 
     notebook = elsewhere / "01_next_token_task.ipynb"

@@ -1,22 +1,19 @@
 """The landing page's lesson times (book/_ext/lesson_times.py): the cache's record first, then
 the one committed with the course, then one sentence instead of an empty table."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def lesson_times():
-    spec = importlib.util.spec_from_file_location(
-        "lesson_times", ROOT / "book" / "_ext" / "lesson_times.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("book/_ext/lesson_times.py")
 
 
 @pytest.fixture
