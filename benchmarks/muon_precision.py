@@ -156,17 +156,20 @@ def main(argv=None) -> None:
     for name, opt in (("lib (float32)", ours), ("torch (bfloat16)", theirs)):
         tokens_per_second(model, opt, batch, 3)  # warm up both
     pair = [("lib (float32)", ours), ("torch (bfloat16)", theirs)]
+    first = []  # which went first in each round
     for r in range(args.rounds):
         # Each goes first in every other round: a machine that speeds up or slows down during
         # the measurement then favours neither.
-        for name, opt in (pair if r % 2 == 0 else pair[::-1]):
+        order = pair if r % 2 == 0 else pair[::-1]
+        first.append(order[0][0])
+        for name, opt in order:
             speeds[name].append(tokens_per_second(model, opt, batch, args.steps))
             print(f"round {r}  {name:17s} {speeds[name][-1]:9,.0f} tok/s", flush=True)
     best = {k: max(v) for k, v in speeds.items()}
     ratio = best["lib (float32)"] / best["torch (bfloat16)"]
     print(f"lib's Muon trains {ratio:.2f}x as fast as torch's here (best round of each)")
     result = {
-        "preset": preset, "tokens_per_sec": speeds, "best": best, "ratio": ratio,
+        "preset": preset, "tokens_per_sec": speeds, "first_each_round": first, "best": best, "ratio": ratio,
         **here,
         "torch": torch.__version__, "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/muon_precision.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),

@@ -144,14 +144,16 @@ def test_muon_precision_benchmark_writes_both_speeds(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "muon.json"
     res = subprocess.run([sys.executable, str(root / "benchmarks" / "muon_precision.py"),
-                          "--rounds", "1", "--steps", "1", "--out", str(out)],
+                          "--rounds", "3", "--steps", "1", "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     result = json.loads(out.read_text())
     assert set(result["best"]) == {"lib (float32)", "torch (bfloat16)"}
+    assert all(len(v) == 3 for v in result["tokens_per_sec"].values())
+    assert result["first_each_round"] == ["lib (float32)", "torch (bfloat16)", "lib (float32)"]  # alternating
     assert all(v > 0 for v in result["best"].values())
     assert result["ratio"] == pytest.approx(result["best"]["lib (float32)"] / result["best"]["torch (bfloat16)"])
-    assert result["preset"] == "shakespeare-char-cpu" and "--rounds 1" in result["command"]
+    assert result["preset"] == "shakespeare-char-cpu" and "--rounds 3" in result["command"]
     assert isinstance(result["fast_cpu_bfloat16"], bool) and result["cpu_capability"]
 
 
@@ -231,7 +233,10 @@ def test_readmes_loss_ranges_are_the_recorded_runs():
     n, adamw = loss_range("cpu-preset-tuning.json", variant="2-layers+batch32")  # the preset with AdamW
     assert n == 5 and f"AdamW alone, five runs, {adamw}" in readme
     n, here = loss_range("muon-variants-amd-epyc.json", "muon-combinations-amd-epyc.json")
-    assert n == 6 and f"six seeds of the preset in two sessions reached {here}," in readme
+    assert n == 6 and f"six runs of the preset in two sessions (seeds 0 to 2 in each) reached {here}," in readme
+    assert all(sorted(r["seed"] for r in json.loads((root / "benchmarks" / name).read_text())["runs"]
+                      if r["variant"] == "muon") == [0, 1, 2]
+               for name in ("muon-variants-amd-epyc.json", "muon-combinations-amd-epyc.json"))
     first, slower = ([r for r in json.loads((root / "benchmarks" / name).read_text())["runs"] if r["variant"] == "muon"]
                      for name in ("muon-variants-amd-epyc.json", "muon-combinations-amd-epyc.json"))
     tps = lambda runs: sum(r["tokens_per_sec"] for r in runs) / len(runs)
