@@ -38,6 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lib.bench import steps_in_time  # noqa: E402
 from lib.data import load_char_corpus  # noqa: E402
 from lib.model import GPTConfig  # noqa: E402
 from lib.trainer import TrainConfig, Trainer, split_loss  # noqa: E402
@@ -141,34 +142,11 @@ def configs(name: str) -> tuple[GPTConfig, TrainConfig]:
             dataclasses.replace(config, **train_over))
 
 
-def steps_for(model_config, config, corpus, seconds: float, probe_steps: int = 15) -> int:
-    """How many steps of this variant fit in `seconds` here, from a short timed probe (and an
-    allowance for the evaluations)."""
-    probe = Trainer(model_config, dataclasses.replace(config, max_steps=10**6, warmup_steps=0,
-                                                      progress=False),
-                    corpus.train, corpus.val)
-    for _ in range(3):
-        probe.train_step()
-    t0 = time.perf_counter()
-    for _ in range(probe_steps):
-        probe.train_step()
-    per_step = (time.perf_counter() - t0) / probe_steps
-    t0 = time.perf_counter()
-    probe.evaluate()
-    per_eval = time.perf_counter() - t0
-    steps = seconds / per_step
-    evals = steps / config.eval_interval + 1
-    # A quarter more than fit: the machine's speed varies from minute to minute, and a run
-    # that ran out of steps before its time would waste the rest; one that runs out of time
-    # first ends its schedule anyway (the trainer's time-aware schedule).
-    return max(config.warmup_steps + 1, int(1.25 * (seconds - evals * per_eval) / per_step))
-
-
 def run_variant(name: str, corpus, max_time: float, seed: int | None = None) -> dict:
     model_config, config = configs(name)
     if seed is not None:
         config = dataclasses.replace(config, seed=seed)
-    steps = steps_for(model_config, config, corpus, max_time)
+    steps = steps_in_time(model_config, config, corpus.train, corpus.val, max_time)
     config = dataclasses.replace(config, max_steps=steps, max_time=max_time, progress=False,
                                  out_dir="")
     trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer)

@@ -48,6 +48,41 @@ def plain_loop(model: GPT, optimizer, data: torch.Tensor, batch_size: int, steps
         loss.item()  # 5. log (reading the loss, as printing it would)
 
 
+# With a time budget, max_steps is set to a quarter more steps than a timing says fit: the
+# machine's speed varies from minute to minute, and a run that ran out of steps before its time
+# would waste the rest; one that runs out of time first still ends its schedule (the trainer's
+# time-aware schedule, TrainConfig.max_time).
+STEP_MARGIN = 1.25
+
+
+def steps_in_time(model_config, config, train_data, val_data, seconds: float,
+                  probe_steps: int = 15) -> int:
+    """max_steps for a run of `seconds` on this machine: a few steps of this model and config
+    timed (after three to warm up), an allowance for the evaluations the run will make, and
+    STEP_MARGIN. The timing trains a throwaway copy; the run itself is untouched."""
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    probe = Trainer(model_config, dataclasses.replace(config, max_steps=10**9, warmup_steps=0,
+                                                      max_time=0.0, progress=False, out_dir="",
+                                                      checkpoint_interval=0),
+                    train_data, val_data)
+    for _ in range(3):
+        probe.train_step()
+    sync(probe.device)
+    t0 = time.perf_counter()
+    for _ in range(probe_steps):
+        probe.train_step()
+    sync(probe.device)
+    per_step = (time.perf_counter() - t0) / probe_steps
+    t0 = time.perf_counter()
+    probe.evaluate()
+    sync(probe.device)
+    per_eval = time.perf_counter() - t0
+    evals = seconds / per_step / config.eval_interval + 1
+    training = max(0.0, seconds - evals * per_eval)
+    return max(config.warmup_steps + 1, int(STEP_MARGIN * training / per_step))
+
+
 def benchmark(preset: str = "shakespeare-char-cpu", steps: int = 20, rounds: int = 5,
               device: str = "auto", seed: int = 0) -> dict:
     """Measure the trainer against the plain loop on `preset`'s model and batch. Returns the

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import os
 import re
 import signal
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from . import data
+from .bench import steps_in_time
 from .checkpoint import CheckpointError, check_writable, load_checkpoint
 from .model import GPT, GPTConfig
 from .course import PRESETS
@@ -237,6 +239,19 @@ def _configs_for(args: dict, model_over: dict, train_over: dict):
     return state
 
 
+def _fit_steps_to_time(config: TrainConfig, model_config: GPTConfig, corpus) -> TrainConfig:
+    """With --max-time and no --max-steps, the preset's max_steps would cap a fast machine
+    before its time is up: set it from a short timing here instead (lib.bench.steps_in_time),
+    so the run uses the whole budget and the schedule ends with the time on any machine. Under
+    torchrun the ranks would time themselves apart and disagree, so there it is left as it is."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return config
+    steps = steps_in_time(model_config, config, corpus.train, corpus.val, config.max_time)
+    print(f"Timed a few steps: max_steps set to {steps:,} for {config.max_time:g} s on this "
+          f"machine (the time ends the run; --max-steps sets it yourself).")
+    return dataclasses.replace(config, max_steps=steps)
+
+
 def train_main(argv: list[str] | None = None) -> None:
     parser = train_parser()
     args = vars(parser.parse_args(argv))
@@ -267,6 +282,8 @@ def train_main(argv: list[str] | None = None) -> None:
             model_config = dataclasses.replace(
                 PRESETS[args["preset"]][0], **{"vocab_size": corpus.tokenizer.vocab_size, **model_over})
             config = dataclasses.replace(PRESETS[args["preset"]][1], **train_over)
+            if config.max_time and "max_steps" not in train_over:
+                config = _fit_steps_to_time(config, model_config, corpus)
             trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer)
         trainer.meta["corpus"] = corpus_record(data_path, corpus)
         if trainer.is_main:

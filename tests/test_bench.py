@@ -1,6 +1,7 @@
 """lib.bench: the throughput benchmark runs, reports sound numbers and refuses bad input."""
 
 import ast
+import dataclasses
 import inspect
 import json
 import re
@@ -81,6 +82,27 @@ def _tuning():
     root = Path(__file__).resolve().parents[1]
     return (load_script("benchmarks/tune_cpu_preset.py"),
             json.loads((root / "benchmarks" / "cpu-preset-tuning.json").read_text()))
+
+
+def test_steps_in_time_counts_the_steps_and_evaluations_that_fit(monkeypatch):
+    """With a step that takes 10 ms and an evaluation that takes 50 ms, one second every 10
+    steps holds 11 evaluations (0.55 s) and 45 steps; max_steps is a quarter more."""
+    import time as clock
+
+    from lib.course import PRESETS
+    from lib.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "train_step", lambda self: clock.sleep(0.01))
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: clock.sleep(0.05))
+    model_config, config = PRESETS["shakespeare-char-mini"]
+    config = dataclasses.replace(config, eval_interval=10, warmup_steps=5, device="cpu")
+    data = torch.randint(model_config.vocab_size, (10_000,))
+    steps = bench.steps_in_time(model_config, config, data, data[:2_000], 1.0)
+    assert steps == pytest.approx(bench.STEP_MARGIN * 45, rel=0.25)  # sleep overshoots a little
+    # A budget too short for its evaluations still leaves the warmup and a step after it.
+    assert bench.steps_in_time(model_config, config, data, data[:2_000], 0.01) == 6
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        bench.steps_in_time(model_config, config, data, data[:2_000], 0.0)
 
 
 def test_every_tuning_variant_resolves_to_valid_configs():

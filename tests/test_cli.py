@@ -82,6 +82,24 @@ def test_train_then_sample(text_file, tmp_path):
     assert a.stdout == b.stdout  # same seed, same text
 
 
+def test_a_time_budget_sets_the_steps_from_a_timing(text_file, tmp_path):
+    """--max-time without --max-steps: the preset's max_steps would stop a fast machine early,
+    so the command times a few steps and sets max_steps from them; the time ends the run."""
+    out = tmp_path / "run"
+    res = run("lib.train", "--data", str(text_file), "--out", str(out), "--max-time", "1.5", *TINY)
+    assert res.returncode == 0, res.stderr
+    printed = int(re.search(r"max_steps set to ([\d,]+) for 1.5 s", res.stdout)[1].replace(",", ""))
+    state = ckpt.load_checkpoint(out)
+    assert state["train_config"]["max_steps"] == printed
+    assert 0 < state["step"] <= printed
+    # With --max-steps given, it is the user's, as given.
+    res = run("lib.train", "--data", str(text_file), "--out", str(out), "--overwrite",
+              "--max-time", "60", "--max-steps", "7", *TINY)
+    assert res.returncode == 0, res.stderr
+    assert "max_steps set to" not in res.stdout
+    assert ckpt.load_checkpoint(out)["train_config"]["max_steps"] == 7
+
+
 @pytest.mark.parametrize(
     "args, pattern",
     [
