@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,45 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import lib.optim  # noqa: E402
+from lib.bench import machine_identity  # noqa: E402
 from lib.course import course_config  # noqa: E402
 from lib.model import GPT  # noqa: E402
 from lib.optim import CombinedOptimizer, make_optimizer  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "muon-precision.json"
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's bfloat16-related instruction sets (Linux only, x86 `flags` or ARM `Features`;
-    [] elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith(("flags", "Features"))), [])
-    return sorted(f for f in set(flags) if "bf16" in f or f in ("avx512f", "avx2"))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_identity() -> dict:
-    """What decides bfloat16's speed here: the CPU, its instruction sets, the kernels torch
-    picked and oneDNN's bfloat16 check. Two files may be merged only when all of it agrees."""
-    return {
-        "cpu": cpu_model(), "cpu_flags": cpu_flags(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch picked
-        "fast_cpu_bfloat16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}",
-    }
 
 
 def tokens_per_second(model, optimizer, batch, steps: int) -> float:

@@ -38,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib.bench import steps_in_time  # noqa: E402
+from lib.bench import machine_identity, steps_in_time  # noqa: E402
 from lib.data import load_char_corpus  # noqa: E402
 from lib.model import GPTConfig  # noqa: E402
 from lib.trainer import TrainConfig, Trainer, split_loss  # noqa: E402
@@ -187,6 +187,11 @@ def main() -> None:
             print(f"{name:24} {what} (from {parent})")
         return
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+    here = {k: v for k, v in machine_identity().items() if k != "machine"}
+    if "cpu" in results and any(results.get(k) != v for k, v in here.items()):
+        differ = ", ".join(k for k, v in here.items() if results.get(k) != v)
+        raise SystemExit(f"{args.out} holds runs from another machine ({differ}): a time budget "
+                         "buys each machine its own steps. Pass --out FILE for this machine's.")
     seeds = args.seeds or [None]
     done = {(r["variant"], r.get("seed", START_TRAIN.seed)) for r in results["runs"]}
     # Seed by seed, every variant in turn: variants compared side by side share the machine's
@@ -196,6 +201,7 @@ def main() -> None:
     corpus = load_char_corpus()
     results.update({
         "preset": PRESET,
+        **here,
         "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}, "
                    f"{torch.get_num_threads()} threads",
         "torch": torch.__version__,
