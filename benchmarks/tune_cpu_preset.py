@@ -187,9 +187,11 @@ def main() -> None:
             print(f"{name:24} {what} (from {parent})")
         return
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
-    here = {k: v for k, v in machine_identity().items() if k != "machine"}
-    if "cpu" in results and any(results.get(k) != v for k, v in here.items()):
-        differ = ", ".join(k for k, v in here.items() if results.get(k) != v)
+    # The CPU's identity (`cpu` is left to a description written by hand, as in the older files).
+    identity = machine_identity()
+    here = {"cpu_model": identity.pop("cpu"), **{k: v for k, v in identity.items() if k != "machine"}}
+    differ = ", ".join(k for k, v in here.items() if k in results and results[k] != v)
+    if differ:
         raise SystemExit(f"{args.out} holds runs from another machine ({differ}): a time budget "
                          "buys each machine its own steps. Pass --out FILE for this machine's.")
     seeds = args.seeds or [None]

@@ -162,6 +162,18 @@ def test_the_cpu_preset_is_among_the_best_tuned_variants():
     assert mine[0] in {s.name for s in first}, (mine[0], [str(s) for s in first])
 
 
+def test_tuning_refuses_to_mix_another_cpus_runs_into_its_file(tmp_path, monkeypatch):
+    """A time budget buys each machine its own steps: runs from two CPUs in one file would be
+    compared as if they were one machine's, so the tuning refuses (before it trains)."""
+    tuning = load_script("benchmarks/tune_cpu_preset.py")
+    out = tmp_path / "tuning.json"
+    out.write_text(json.dumps({"runs": [], "cpu_model": "Another CPU"}))
+    monkeypatch.setattr(sys, "argv", ["tune_cpu_preset.py", "--only", "muon", "--out", str(out)])
+    with pytest.raises(SystemExit, match="another machine \\(cpu_model\\).*--out FILE"):
+        tuning.main()
+    assert json.loads(out.read_text()) == {"runs": [], "cpu_model": "Another CPU"}  # left as it was
+
+
 def test_muon_precision_benchmark_writes_both_speeds(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "muon.json"
