@@ -282,6 +282,7 @@ def test_readmes_loss_ranges_are_the_recorded_runs():
              if r["variant"] == "muon"]
             + [r["val_loss_full_split"] for r in json.loads((bench / "muon-precision-avx512.json").read_text())
                ["two_minute_runs"]["runs"] if r["muon"] == "lib (float32)"])
-    assert len(fast) == 6 and f"with AVX-512, six seeds reached {min(fast):.2f} to {max(fast):.2f};" in readme
+    assert len(fast) == 6 and f"with AVX-512, six seeds reached {min(fast):.2f} to {max(fast):.2f})." in readme
     n, amx = loss_range("cpu-preset-amx.json")
-    assert n == 3 and f"with AMX, faster than both, three seeds reached {amx}," in readme
+    assert n == 3 and f"float32 Muon, three seeds reached {amx}, the tuning's range" in readme
+    assert amx == tuned
