@@ -67,3 +67,21 @@ def _glue_or_show(name: str, value) -> None:
     else:
         shown = repr(value) if isinstance(value, str) else str(value)
         print(f"{name} = {shown if len(shown) <= 100 else shown[:97] + '...'}")
+
+
+def duration(seconds: float) -> str:
+    """A duration for the text, in the unit that suits it, rounded as a reader says it:
+    "40 seconds", "4.7 minutes", "20 hours" (two significant figures, at least 1 of its unit),
+    so that a number glued into a sentence reads right on a slow CPU and on a fast GPU alike."""
+    if not seconds >= 0:
+        raise ValueError(f"duration needs a number of seconds >= 0, not {seconds!r}")
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            value = seconds / size
+            break
+    else:
+        unit, value = "seconds", seconds
+    text = f"{value:.2g}" if value < 10 else f"{value:.0f}"
+    if "e" in text:  # .2g writes 1.2e+02 for three-digit values; those take .0f above
+        text = f"{value:.0f}"
+    return f"{text} {unit[:-1] if text == '1' else unit}"

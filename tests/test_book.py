@@ -75,3 +75,18 @@ def test_the_book_build_sets_the_switch(monkeypatch):
 
     module.setup(App())
     assert book.building_the_book()
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0, "0 seconds"), (1, "1 second"), (40.4, "40 seconds"), (59.9, "60 seconds"),
+    (60, "1 minute"), (280, "4.7 minutes"), (3599, "60 minutes"), (3600, "1 hour"),
+    (72_720, "20 hours"), (86_400 * 3.5, "3.5 days"), (86_400 * 400, "400 days"),
+])
+def test_duration_reads_in_the_unit_that_suits_it(seconds, text):
+    assert book.duration(seconds) == text
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan")])
+def test_duration_refuses_what_is_not_a_duration(bad):
+    with pytest.raises(ValueError, match="seconds"):
+        book.duration(bad)
