@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test test-swap unit gpu-test browser-test lab clean
+.PHONY: book test test-swap unit lint gpu-test browser-test lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test-swap: $(STAMP)   # every lesson again, the course's model swapped for anoth
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+lint: $(STAMP)   # unused and undefined names, syntax errors (pyproject.toml's [tool.ruff])
+	$(BIN)/ruff check lib tests benchmarks book conftest.py
 
 book: $(STAMP)
 	rm -rf _build

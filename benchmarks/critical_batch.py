@@ -35,13 +35,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from lib.course import PRESETS
+from lib.data import load_char_corpus
+from lib.evaluation import split_loss
+from lib.trainer import Trainer
 
-from lib.course import PRESETS  # noqa: E402
-from lib.data import load_char_corpus  # noqa: E402
-from lib.evaluation import split_loss  # noqa: E402
-from lib.trainer import Trainer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PRESET = "shakespeare-char-cpu"
 OUT = ROOT / "benchmarks" / "critical-batch.json"

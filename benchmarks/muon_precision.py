@@ -32,14 +32,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from lib.course import course_config
+from lib.device import machine_identity
+from lib.model import GPT
+from lib.optim import CombinedOptimizer, make_optimizer
 
-import lib.optim  # noqa: E402
-from lib.bench import machine_identity  # noqa: E402
-from lib.course import course_config  # noqa: E402
-from lib.model import GPT  # noqa: E402
-from lib.optim import CombinedOptimizer, make_optimizer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "benchmarks" / "muon-precision.json"
 
@@ -61,22 +59,33 @@ def torch_muon(params, *, ns_dtype=None, **kwargs) -> torch.optim.Muon:
     return torch.optim.Muon(params, **kwargs)
 
 
+def _tuning():
+    """benchmarks/tune_cpu_preset.py, beside this file (the benchmarks are scripts, not a
+    package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent / "tune_cpu_preset.py"
+    spec = importlib.util.spec_from_file_location("tune_cpu_preset", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def two_minute_runs(seeds, max_time: float = 120.0) -> dict:
     """The preset trained for `max_time` seconds per seed with lib's Muon and PyTorch's in
     turn (seed by seed, so that both share the machine's slow and fast minutes; from the
     second seed on, the other goes first)."""
-    from unittest import mock
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import tune_cpu_preset as tuning  # benchmarks/, beside this file
-
+    tuning = _tuning()
     corpus = tuning.load_char_corpus()
     runs = []
-    pair = [("lib (float32)", lib.optim.Muon), ("torch (bfloat16)", torch_muon)]
+    pair = [("lib (float32)", None), ("torch (bfloat16)", torch_muon)]
     for i, seed in enumerate(seeds):
         for name, muon in (pair if i % 2 == 0 else pair[::-1]):  # each first every other seed
-            with mock.patch.object(lib.optim, "Muon", muon):
-                r = tuning.run_variant("muon", corpus, max_time, seed)
+            _, config = tuning.configs("muon")
+            optimizer = (None if muon is None else  # the Trainer's part: Muon from `muon`
+                         lambda model: make_optimizer(model, config, next(model.parameters()).device,
+                                                      muon_class=torch_muon))
+            r = tuning.run_variant("muon", corpus, max_time, seed, optimizer=optimizer)
             runs.append({"muon": name, **{k: r[k] for k in ("seed", "steps", "seconds", "tokens_per_sec",
                                                             "val_loss_full_split")}})
             print(f"seed {seed}  {name:17s} {r['steps']:5d} steps {r['seconds']:6.1f} s "

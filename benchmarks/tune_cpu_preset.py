@@ -29,19 +29,18 @@ import datetime
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from lib.data import load_char_corpus
+from lib.device import machine_identity
+from lib.evaluation import split_loss
+from lib.model import GPTConfig
+from lib.trainer import TrainConfig, Trainer, steps_in_time
 
-from lib.bench import machine_identity, steps_in_time  # noqa: E402
-from lib.data import load_char_corpus  # noqa: E402
-from lib.model import GPTConfig  # noqa: E402
-from lib.trainer import TrainConfig, Trainer, split_loss  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PRESET = "shakespeare-char-cpu"
 OUT = ROOT / "benchmarks" / "cpu-preset-tuning.json"
@@ -142,14 +141,19 @@ def configs(name: str) -> tuple[GPTConfig, TrainConfig]:
             dataclasses.replace(config, **train_over))
 
 
-def run_variant(name: str, corpus, max_time: float, seed: int | None = None) -> dict:
+def run_variant(name: str, corpus, max_time: float, seed: int | None = None,
+                optimizer=None) -> dict:
+    """Train variant `name` for `max_time` seconds (with `optimizer`, a Trainer part, instead of
+    the config's own when given) and score it on the whole validation split."""
     model_config, config = configs(name)
     if seed is not None:
         config = dataclasses.replace(config, seed=seed)
-    steps = steps_in_time(model_config, config, corpus.train, corpus.val, max_time)
+    steps = steps_in_time(model_config, config, corpus.train, corpus.val, max_time,
+                          optimizer=optimizer)
     config = dataclasses.replace(config, max_steps=steps, max_time=max_time, progress=False,
                                  out_dir="")
-    trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer)
+    trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer,
+                      optimizer=optimizer)
     trainer.run()
     t0 = time.perf_counter()
     val = split_loss(trainer.model, corpus.val)

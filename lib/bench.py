@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,46 +25,13 @@ from pathlib import Path
 
 import torch
 
+from . import checks
+from .course import PRESETS
 from .data import get_batch
-from .device import describe, measured_peak_flops, pick_device, sync
+from .device import describe, machine_label, measured_peak_flops, pick_device, sync
 from .model import GPT, lm_loss
 from .optim import make_optimizer
-from .course import PRESETS
 from .trainer import Trainer
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's bfloat16-related instruction sets (Linux only, x86 `flags` or ARM `Features`;
-    [] elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith(("flags", "Features"))), [])
-    return sorted(f for f in set(flags) if "bf16" in f or f in ("avx512f", "avx2"))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_identity() -> dict:
-    """What decides bfloat16's speed here: the CPU, its instruction sets, the kernels torch
-    picked and oneDNN's bfloat16 check. Two files may be merged only when all of it agrees."""
-    return {
-        "cpu": cpu_model(), "cpu_flags": cpu_flags(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch picked
-        "fast_cpu_bfloat16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}",
-    }
 
 
 def plain_loop(model: GPT, optimizer, data: torch.Tensor, batch_size: int, steps: int,
@@ -82,50 +48,14 @@ def plain_loop(model: GPT, optimizer, data: torch.Tensor, batch_size: int, steps
         loss.item()  # 5. log (reading the loss, as printing it would)
 
 
-# With a time budget, max_steps is set to a quarter more steps than a timing says fit: the
-# machine's speed varies from minute to minute, and a run that ran out of steps before its time
-# would waste the rest; one that runs out of time first still ends its schedule (the trainer's
-# time-aware schedule, TrainConfig.max_time).
-STEP_MARGIN = 1.25
-
-
-def steps_in_time(model_config, config, train_data, val_data, seconds: float,
-                  probe_steps: int = 15) -> int:
-    """max_steps for a run of `seconds` on this machine: a few steps of this model and config
-    timed (after three to warm up), an allowance for the evaluations the run will make, and
-    STEP_MARGIN. The timing trains a throwaway copy; the run itself is untouched."""
-    if not seconds > 0:
-        raise ValueError(f"seconds must be > 0, got {seconds!r}")
-    probe = Trainer(model_config, dataclasses.replace(config, max_steps=10**9, warmup_steps=0,
-                                                      max_time=0.0, progress=False, out_dir="",
-                                                      checkpoint_interval=0),
-                    train_data, val_data)
-    for _ in range(3):
-        probe.train_step()
-    sync(probe.device)
-    t0 = time.perf_counter()
-    for _ in range(probe_steps):
-        probe.train_step()
-    sync(probe.device)
-    per_step = (time.perf_counter() - t0) / probe_steps
-    t0 = time.perf_counter()
-    probe.evaluate()
-    sync(probe.device)
-    per_eval = time.perf_counter() - t0
-    evals = seconds / per_step / config.eval_interval + 1
-    training = max(0.0, seconds - evals * per_eval)
-    return max(config.warmup_steps + 1, int(STEP_MARGIN * training / per_step))
-
-
 def benchmark(preset: str = "shakespeare-char-cpu", steps: int = 20, rounds: int = 5,
               device: str = "auto", seed: int = 0) -> dict:
     """Measure the trainer against the plain loop on `preset`'s model and batch. Returns the
     results as a dict of plain numbers and strings."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
-    for name, value in (("steps", steps), ("rounds", rounds)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    checks.integer("steps", steps, 1)
+    checks.integer("rounds", rounds, 1)
     dev = pick_device(device)
     model_config, config = PRESETS[preset]
     config = dataclasses.replace(config, device=dev.type, progress=False, seed=seed,
@@ -164,7 +94,7 @@ def benchmark(preset: str = "shakespeare-char-cpu", steps: int = 20, rounds: int
     return {
         "preset": preset,
         "device": describe(dev),
-        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}",
+        "machine": machine_label(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "date": datetime.date.today().isoformat(),

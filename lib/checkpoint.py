@@ -1,4 +1,4 @@
-"""Checkpoints: written atomically, loaded safely; and the key maker of the run cache (lib.course).
+"""Checkpoints: written atomically, loaded safely, and a trained model loaded from one.
 
 A checkpoint is one file of plain tensors and plain data (dicts, lists, numbers, strings), so
 it loads with `torch.load(..., weights_only=True)`: loading never runs code from the file.
@@ -6,8 +6,6 @@ it loads with `torch.load(..., weights_only=True)`: loading never runs code from
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import tempfile
@@ -16,6 +14,10 @@ import zipfile
 from pathlib import Path
 
 import torch
+
+from .data import CharTokenizer
+from .device import check_memory, pick_device
+from .model import GPT, GPTConfig
 
 CHECKPOINT_FILE = "ckpt.pt"
 FORMAT_VERSION = 1
@@ -238,10 +240,24 @@ def check_training_state(state: dict) -> None:
                                        f"{name}): its run diverged, or the file is damaged.")
 
 
-# --------------------------------------------------------------------------- the run cache
+# --------------------------------------------------------------------------- a model to use
 
 
-def run_key(*parts) -> str:
-    """A short stable key for a run from plain-data parts (configs, checksums)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+def load_model(path, device: str = "auto"):
+    """A trained model for inference: (model in eval mode, tokenizer or None, the checkpoint's
+    dict). A model too big for the device is refused before it is built."""
+    state = load_checkpoint(path)
+    dev = pick_device(device)
+    try:
+        config = GPTConfig.from_dict(state["model_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its model config is not a GPTConfig: {err}") from err
+    n = GPT.estimate_parameters_unchecked(config)
+    check_memory({"weights": 4 * n}, dev, f"{path}: a GPT with {n:,} parameters")
+    try:
+        model = GPT(config)
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: the weights do not fit their model config: {err}") from err
+    tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
+    return model.to(dev).eval(), tokenizer, state

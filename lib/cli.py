@@ -14,17 +14,19 @@ import re
 import signal
 import sys
 import threading
-import unicodedata
 from pathlib import Path
 
 import torch
 
-from . import data
-from .bench import steps_in_time
-from .checkpoint import CheckpointError, check_writable, load_checkpoint
-from .model import GPT, GPTConfig
+from . import checks, data
+from .checkpoint import CheckpointError, check_writable, load_checkpoint, load_model
+from .config import MAX_SEED
 from .course import PRESETS
-from .trainer import MAX_SEED, TrainConfig, Trainer, TrainingDiverged, load_model, split_loss
+from .data import corpus_record, load_corpus, resume_corpus
+from .device import cleanup_runtime, init_runtime
+from .evaluation import split_loss
+from .model import GPTConfig
+from .trainer import TrainConfig, Trainer, TrainingDiverged, steps_in_time
 
 USER_ERRORS = (ValueError, TypeError, data.CorpusError, CheckpointError, OSError)
 
@@ -41,87 +43,6 @@ def printable(text: str) -> str:
     """`text` on one line with its control characters written as escapes (ESC as \\x1b)."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in text)
-
-
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"--data {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--data {path}: not a UTF-8 text file") from None
-    except OSError as err:
-        raise ValueError(f"--data {path}: cannot read it ({err.strerror})") from None
-
-
-def _check_corpus_memory(path: str, text: str) -> None:
-    """Training keeps the text and its token ids (8 bytes a character) in memory: refuse, before
-    allocating, a corpus that would take more than half of the machine's memory."""
-    need = len(text) * 8 + sys.getsizeof(text)
-    budget = GPT.memory_budget_bytes(torch.device("cpu"))
-    if need > budget / 2:
-        raise ValueError(f"--data {path}: its {len(text):,} characters need about "
-                         f"{need / 2**30:,.1f} GiB in memory as text and token ids, more than half "
-                         f"of this machine's {budget / 2**30:,.1f} GiB; train on a part of the file")
-
-
-def load_corpus(path: str | None, tokenizer: data.CharTokenizer | None = None) -> data.CharCorpus:
-    """Tiny Shakespeare by default, or any UTF-8 text file, character-tokenized and split.
-    With `tokenizer` (a resumed run's), the text is encoded with it, not with its own."""
-    if path is None:
-        corpus = data.load_char_corpus()
-    else:
-        text = _read_text(path)
-        if len(text) < 2:
-            raise ValueError(f"--data {path}: the file holds {len(text)} characters; a corpus needs more")
-        chars = "".join(sorted(set(text)))
-        control = sum(text.count(c) for c in chars
-                      if unicodedata.category(c) == "Cc" and c not in "\n\r\t\f")
-        if control > 0.01 * len(text):
-            raise ValueError(f"--data {path}: {control / len(text):.0%} of its characters are "
-                             "control characters (NUL and the like), so it is not plain text "
-                             "(UTF-16? save it as UTF-8)")
-        _check_corpus_memory(path, text)
-        tok = data.CharTokenizer(chars)
-        train, val = data.train_val_split(tok.encode_tensor(text), 0.1)
-        corpus = data.CharCorpus(text, tok, train, val, data.sha256_of(path))
-    if tokenizer is not None and tokenizer.to_dict() != corpus.tokenizer.to_dict():
-        raise ValueError(f"{'--data ' + path if path else 'Tiny Shakespeare'} has other characters "
-                         "than the corpus this run was trained on: resume without --data to use "
-                         "that corpus, or start a new run (another --out, or --overwrite)")
-    return corpus
-
-
-def corpus_record(path: str | None, corpus: data.CharCorpus) -> dict:
-    """What a checkpoint keeps of its corpus, so that --resume reads the same one."""
-    return {"path": str(Path(path).resolve()) if path else None, "sha256": corpus.sha256}
-
-
-def resume_corpus(path: str | None, state: dict) -> tuple[str | None, data.CharCorpus]:
-    """The corpus to resume a run on: the one its checkpoint records (or --data, which must be
-    that same text). Returns (path, corpus)."""
-    record = (state.get("meta") or {}).get("corpus")
-    tokenizer = data.CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
-    if record is None:  # a checkpoint from before corpora were recorded: trust --data
-        return path, load_corpus(path, tokenizer)
-    if path is None:
-        path = record["path"]
-    elif record["path"] is None or Path(path).resolve() != Path(record["path"]):
-        where = record["path"] or "Tiny Shakespeare (no --data)"
-        corpus = load_corpus(path)
-        if corpus.sha256 != record["sha256"]:
-            raise ValueError(f"--data {path} is not the corpus this run was trained on ({where}); "
-                             "resume without --data, or start a new run (another --out, or --overwrite)")
-        return path, load_corpus(path, tokenizer)
-    try:
-        corpus = load_corpus(path, tokenizer)
-    except ValueError as err:
-        raise ValueError(f"Cannot read the corpus this run was trained on: {err}") from None
-    if corpus.sha256 != record["sha256"]:
-        raise ValueError(f"{path or 'Tiny Shakespeare'} changed since this run was trained on it "
-                         "(its checksum differs): restore it, or start a new run (another --out, "
-                         "or --overwrite)")
-    return path, corpus
 
 
 def field_help(cls) -> dict[str, str]:
@@ -241,7 +162,7 @@ def _configs_for(args: dict, model_over: dict, train_over: dict):
 
 def _fit_steps_to_time(config: TrainConfig, model_config: GPTConfig, corpus) -> TrainConfig:
     """With --max-time and no --max-steps, the preset's max_steps would cap a fast machine
-    before its time is up: set it from a short timing here instead (lib.bench.steps_in_time),
+    before its time is up: set it from a short timing here instead (lib.trainer.steps_in_time),
     so the run uses the whole budget and the schedule ends with the time on any machine. Under
     torchrun the ranks would time themselves apart and disagree, so there it is left as it is."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -301,8 +222,7 @@ def train_main(argv: list[str] | None = None) -> None:
         saved = "" if trainer is None else " (a checkpoint saved earlier in --out is intact)"
         print(f"\nInterrupted before training began; nothing new was saved{saved}.", file=sys.stderr)
         sys.exit(130)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    cleanup_runtime()
     if not trainer.is_main:
         if stop.received:
             sys.exit(128 + stop.received)
@@ -376,18 +296,17 @@ def sample_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         check_sampling_args(args.temperature, args.top_k, args.top_p)
-        if not 0 <= args.tokens <= MAX_SAMPLE_TOKENS:
-            raise ValueError(f"--tokens must be >= 0 and at most {MAX_SAMPLE_TOKENS:,} (the text "
-                             f"is shown as it is written; Ctrl-C stops it), got {args.tokens}")
-        if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
-            raise ValueError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
+        checks.integer("--tokens", args.tokens, 0, MAX_SAMPLE_TOKENS,
+                       hint=" (the text is shown as it is written; Ctrl-C stops it)")
+        if args.seed is not None:
+            checks.integer("--seed", args.seed, 0, MAX_SEED)
+        runtime = init_runtime(args.device)  # the device, and TF32 on a CUDA GPU
         if args.pretrained:
-            from .device import pick_device
             from .pretrained import load_gpt2
 
-            model, tokenizer = load_gpt2(args.pretrained, device=pick_device(args.device))
+            model, tokenizer = load_gpt2(args.pretrained, device=runtime.device)
         else:
-            model, tokenizer, _ = load_model(args.checkpoint, args.device)
+            model, tokenizer, _ = load_model(args.checkpoint, runtime.device)
         if tokenizer is None:
             raise CheckpointError(f"{args.checkpoint} holds no tokenizer, so text cannot be encoded")
         prompt = args.prompt or "\n"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from .data import cache_dir, load_char_corpus
 from .device import describe, pick_device
 from .model import GPTConfig
 from .sampling import sample_recorder
-from .trainer import TrainConfig, Trainer, split_loss
+from .evaluation import split_loss
+from .trainer import TrainConfig, Trainer
 
 PRESETS: dict[str, tuple[GPTConfig, TrainConfig]] = {
     # Tuned for the lowest validation loss in two minutes on a 2-core CPU (the Performance
@@ -123,12 +125,14 @@ def tensor_digest(t: torch.Tensor) -> str:
 
 
 def run_key(model_config: GPTConfig, config: TrainConfig, corpus) -> str:
-    """The cache key of a run: everything that decides what training computes (module doc)."""
+    """The cache key of a run: a short hash of everything that decides what training computes
+    (module doc)."""
     settings = {k: v for k, v in config.to_dict().items() if k not in ("progress", "out_dir")}
     tokenizer = corpus.tokenizer.to_dict() if corpus.tokenizer is not None else None
-    return ckpt.run_key(model_config.to_dict(), settings, tensor_digest(corpus.train),
-                        tensor_digest(corpus.val), tokenizer, pick_device(config.device).type,
-                        source_fingerprint())
+    parts = (model_config.to_dict(), settings, tensor_digest(corpus.train),
+             tensor_digest(corpus.val), tokenizer, pick_device(config.device).type,
+             source_fingerprint())
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def train_or_load(model_config: GPTConfig, config: TrainConfig, corpus, *,

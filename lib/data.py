@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .device import memory_budget_bytes
 
 CORPUS_FILE = "tinyshakespeare.txt"
 CORPUS_URL = (
@@ -222,6 +226,89 @@ def load_char_corpus(val_fraction: float = 0.1, data_dir=None) -> CharCorpus:
     return CharCorpus(text, tok, train, val, CORPUS_SHA256)
 
 
+# --------------------------------------------------------------------------- a text file
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"--data {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--data {path}: not a UTF-8 text file") from None
+    except OSError as err:
+        raise ValueError(f"--data {path}: cannot read it ({err.strerror})") from None
+
+
+def _check_corpus_memory(path: str, text: str) -> None:
+    """Training keeps the text and its token ids (8 bytes a character) in memory: refuse, before
+    allocating, a corpus that would take more than half of the machine's memory."""
+    need = len(text) * 8 + sys.getsizeof(text)
+    budget = memory_budget_bytes(torch.device("cpu"))
+    if need > budget / 2:
+        raise ValueError(f"--data {path}: its {len(text):,} characters need about "
+                         f"{need / 2**30:,.1f} GiB in memory as text and token ids, more than half "
+                         f"of this machine's {budget / 2**30:,.1f} GiB; train on a part of the file")
+
+
+def load_corpus(path: str | None, tokenizer: CharTokenizer | None = None) -> CharCorpus:
+    """Tiny Shakespeare by default, or any UTF-8 text file, character-tokenized and split.
+    With `tokenizer` (a resumed run's), the text is encoded with it, not with its own."""
+    if path is None:
+        corpus = load_char_corpus()
+    else:
+        text = _read_text(path)
+        if len(text) < 2:
+            raise ValueError(f"--data {path}: the file holds {len(text)} characters; a corpus needs more")
+        chars = "".join(sorted(set(text)))
+        control = sum(text.count(c) for c in chars
+                      if unicodedata.category(c) == "Cc" and c not in "\n\r\t\f")
+        if control > 0.01 * len(text):
+            raise ValueError(f"--data {path}: {control / len(text):.0%} of its characters are "
+                             "control characters (NUL and the like), so it is not plain text "
+                             "(UTF-16? save it as UTF-8)")
+        _check_corpus_memory(path, text)
+        tok = CharTokenizer(chars)
+        train, val = train_val_split(tok.encode_tensor(text), 0.1)
+        corpus = CharCorpus(text, tok, train, val, sha256_of(path))
+    if tokenizer is not None and tokenizer.to_dict() != corpus.tokenizer.to_dict():
+        raise ValueError(f"{'--data ' + path if path else 'Tiny Shakespeare'} has other characters "
+                         "than the corpus this run was trained on: resume without --data to use "
+                         "that corpus, or start a new run (another --out, or --overwrite)")
+    return corpus
+
+
+def corpus_record(path: str | None, corpus: CharCorpus) -> dict:
+    """What a checkpoint keeps of its corpus, so that --resume reads the same one."""
+    return {"path": str(Path(path).resolve()) if path else None, "sha256": corpus.sha256}
+
+
+def resume_corpus(path: str | None, state: dict) -> tuple[str | None, CharCorpus]:
+    """The corpus to resume a run on: the one its checkpoint records (or --data, which must be
+    that same text). Returns (path, corpus)."""
+    record = (state.get("meta") or {}).get("corpus")
+    tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
+    if record is None:  # a checkpoint from before corpora were recorded: trust --data
+        return path, load_corpus(path, tokenizer)
+    if path is None:
+        path = record["path"]
+    elif record["path"] is None or Path(path).resolve() != Path(record["path"]):
+        where = record["path"] or "Tiny Shakespeare (no --data)"
+        corpus = load_corpus(path)
+        if corpus.sha256 != record["sha256"]:
+            raise ValueError(f"--data {path} is not the corpus this run was trained on ({where}); "
+                             "resume without --data, or start a new run (another --out, or --overwrite)")
+        return path, load_corpus(path, tokenizer)
+    try:
+        corpus = load_corpus(path, tokenizer)
+    except ValueError as err:
+        raise ValueError(f"Cannot read the corpus this run was trained on: {err}") from None
+    if corpus.sha256 != record["sha256"]:
+        raise ValueError(f"{path or 'Tiny Shakespeare'} changed since this run was trained on it "
+                         "(its checksum differs): restore it, or start a new run (another --out, "
+                         "or --overwrite)")
+    return path, corpus
+
+
 # --------------------------------------------------------------------------- batches
 
 
@@ -254,10 +341,39 @@ def get_batch(
     offsets = torch.arange(block_size)
     idx = starts[:, None] + offsets[None, :]  # (B, T)
     x, y = data[idx], data[idx + 1]
-    if device is not None and torch.device(device).type != "cpu":
-        x = x.pin_memory().to(device, non_blocking=True)
-        y = y.pin_memory().to(device, non_blocking=True)
-    return x, y
+    return to_device(x, device), to_device(y, device)
+
+
+def to_device(t: torch.Tensor, device: str | torch.device | None) -> torch.Tensor:
+    """`t` moved to `device` (pinned first, so the copy overlaps with the GPU's work); as it is
+    for the CPU or None."""
+    if device is None or torch.device(device).type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+class RandomWindows:
+    """The Trainer's default batch source: random windows of a token tensor, drawn by a seeded
+    generator of its own, so a run's batches depend on its seed alone.
+
+    A batch source is any object with `next(n) -> (x, y)` (n rows of inputs and targets, on the
+    CPU), and `state_dict()` / `load_state_dict(state)` that a checkpoint keeps, so that a
+    resumed run draws the batches an uninterrupted one would have.
+    """
+
+    def __init__(self, data: torch.Tensor, block_size: int, seed: int):
+        _check_window(data, block_size)
+        self.data, self.block_size = data, block_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return get_batch(self.data, n, self.block_size, self.generator)
+
+    def state_dict(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def load_state_dict(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
 
 
 class WindowDataset(torch.utils.data.Dataset):

@@ -1,10 +1,17 @@
-"""One place that decides where the course's code runs, and in which precision."""
+"""One place that decides where the course's code runs, and in which precision: the device,
+the precision the hardware computes natively, TF32, the distributed process group, the memory
+there is, and the machine's identity (for benchmarks). `init_runtime` does the set-up once for a
+run and `cleanup_runtime` undoes what needs undoing; the Trainer and the command lines use them.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -39,11 +46,28 @@ def pick_device(preferred: str | torch.device | None = "auto") -> torch.device:
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the device computes it fast (CUDA GPUs that support it); None = plain fp32."""
+    """The precision the hardware computes natively, for autocast; None = plain float32.
+
+    - CUDA, compute capability 8.0 or more (A100, H100, RTX 30xx and later): bfloat16, which has
+      tensor cores there and float32's range, so training needs no loss scaling.
+    - Older CUDA GPUs (Colab's T4 is 7.5, a V100 7.0): float16, their tensor cores' format;
+      its narrow range needs a gradient scaler (`needs_grad_scaler`; the Trainer uses one).
+      Not `torch.cuda.is_bf16_supported()`: by default it says yes on a T4, where bfloat16
+      is emulated, slower than float16 and no faster than float32.
+    - CPUs and Apple's MPS: float32. On CPUs the course measured bfloat16 autocast slower for
+      its model (book/performance.md); on MPS nothing has been measured, so float32 stays.
+    """
     device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
     return None
+
+
+def needs_grad_scaler(dtype: torch.dtype | None) -> bool:
+    """float16's smallest normal number is about 6e-5: small gradients underflow to zero unless
+    the loss is scaled up before backward and the gradients scaled back before the step."""
+    return dtype == torch.float16
 
 
 def use_tf32(device: torch.device) -> None:
@@ -134,3 +158,119 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+# --------------------------------------------------------------------------- a run's set-up
+
+COMPILE = ("auto", "on", "off")
+DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16,
+          "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes, decided once by `init_runtime`."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # the autocast dtype; None = plain float32
+    compile: bool = False  # torch.compile the model
+    rank: int = 0  # this process's place among the data-parallel processes
+    world_size: int = 1  # how many there are (1 = a plain process)
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that logs, evaluates and saves (the only one, unless data-parallel)."""
+        return self.rank == 0
+
+
+def init_runtime(device: str | torch.device = "auto", dtype: str = "auto",
+                 compile: str = "off") -> Runtime:
+    """Set up a run: pick the device, join the process group under torchrun (each rank on its
+    own GPU), choose the autocast dtype (`dtype`: a key of DTYPES), turn TF32 on for CUDA, and
+    check that torch.compile can work (`compile`: auto = on CUDA only). Idempotent."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if compile not in COMPILE:
+        raise ValueError(f"compile must be one of {', '.join(COMPILE)}, got {compile!r}")
+    dev = pick_device(device)
+    rank, world_size = init_distributed(dev)  # (0, 1) unless under torchrun
+    if world_size > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(dev)
+    use_tf32(dev)
+    compiled = compile == "on" or (compile == "auto" and dev.type == "cuda")
+    if compiled:
+        check_compiler(dev)
+    return Runtime(dev, autocast_dtype(dev) if dtype == "auto" else DTYPES[dtype], compiled,
+                   rank, world_size)
+
+
+def cleanup_runtime() -> None:
+    """Leave the process group, if this process joined one (a no-op otherwise)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- memory
+
+def memory_budget_bytes(device: torch.device) -> int:
+    """The memory there is to build a model in: the GPU's memory, or the machine's RAM."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit we can read
+        return 2**62
+
+
+def check_memory(need: dict[str, int], device: torch.device, what: str, fix: str = "") -> None:
+    """A ValueError, before anything is allocated, when the bytes in `need` (named by what they
+    hold, e.g. the model's `GPT.training_memory_bytes`) are more than `device` has."""
+    total, budget = sum(need.values()), memory_budget_bytes(device)
+    if total > budget:
+        held = ", ".join(need) if len(need) > 1 else f"the {next(iter(need))} alone"
+        raise ValueError(f"{what} needs about {total / 2**30:,.1f} GiB for {held}, more than the "
+                         f"{budget / 2**30:,.1f} GiB here.{' ' + fix if fix else ''}")
+
+
+# --------------------------------------------------------------------------- the machine
+
+def cpu_flags() -> list[str]:
+    """The CPU's bfloat16-related instruction sets (Linux only, x86 `flags` or ARM `Features`;
+    [] elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith(("flags", "Features"))), [])
+    return sorted(f for f in set(flags) if "bf16" in f or f in ("avx512f", "avx2"))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_label() -> str:
+    """'2 CPU cores (x86_64), Linux': the machine in a few words, for benchmark files."""
+    return f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()}"
+
+
+def machine_identity() -> dict:
+    """The one machine header of benchmark files: the CPU, its instruction sets, the kernels
+    torch picked and oneDNN's bfloat16 check (what decides bfloat16's speed). Two benchmark
+    files may be merged only when all of it agrees."""
+    return {
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch picked
+        "fast_cpu_bfloat16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "machine": machine_label(),
+    }

@@ -14,12 +14,13 @@ Conv1D layers (see `GPT.from_hf_state_dict` and `GPT.to_hf_state_dict`).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from . import checks
 
 
 @dataclass
@@ -37,27 +38,17 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"GPTConfig.{name} must be an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value}")
+            checks.integer(f"GPTConfig.{name}", getattr(self, name), 1)
         if self.n_embd % self.n_head != 0:
             raise ValueError(
                 f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
                 f"each head gets n_embd // n_head dimensions. Try n_embd = "
                 f"{self.n_head * max(1, round(self.n_embd / self.n_head))}."
             )
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
-            raise TypeError(f"GPTConfig.dropout must be a float, got {self.dropout!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
-        if not isinstance(self.bias, bool):
-            raise TypeError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
-        if isinstance(self.layer_norm_eps, bool) or not isinstance(self.layer_norm_eps, (int, float)):
-            raise TypeError(f"GPTConfig.layer_norm_eps must be a float, got {self.layer_norm_eps!r}")
-        if not 1e-12 <= self.layer_norm_eps < 1:  # smaller ones vanish in float32 arithmetic
-            raise ValueError(f"GPTConfig.layer_norm_eps must be in [1e-12, 1), got {self.layer_norm_eps}")
+        checks.number("GPTConfig.dropout", self.dropout, 0.0, 1.0, high_open=True)
+        checks.boolean("GPTConfig.bias", self.bias)
+        # smaller epsilons vanish in float32 arithmetic
+        checks.number("GPTConfig.layer_norm_eps", self.layer_norm_eps, 1e-12, 1, high_open=True)
 
     @property
     def head_dim(self) -> int:
@@ -154,9 +145,7 @@ class GPT(nn.Module):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
-        self.config = config
-        if torch.get_default_device().type != "meta":  # on "meta" only shapes are recorded
-            self.estimate_parameters(config)  # too big for this machine: a clear error, not an OOM
+        self.config = config  # (too big for the machine? lib.device.check_model_memory, first)
         self.transformer = nn.ModuleDict(
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embedding
@@ -175,7 +164,9 @@ class GPT(nn.Module):
 
     @staticmethod
     def estimate_parameters_unchecked(config: GPTConfig) -> int:
-        """The parameter count of GPT(config), from the config alone (exact; tested)."""
+        """The parameter count of GPT(config), from the config alone (exact; tested), without
+        building it: `lib.device.check_model_memory` uses it to refuse a model too big for the
+        machine before any memory is allocated."""
         d, L, b = config.n_embd, config.n_layer, int(config.bias)
         per_block = (
             2 * (d + b * d)  # two LayerNorms
@@ -184,51 +175,12 @@ class GPT(nn.Module):
         )
         return config.vocab_size * d + config.block_size * d + L * per_block + d + b * d
 
-    @staticmethod
-    def memory_budget_bytes(device: torch.device) -> int:
-        """Memory a model's weights may take: the GPU's memory, or the machine's RAM."""
-        if device.type == "cuda":
-            return torch.cuda.get_device_properties(device).total_memory
-        try:
-            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):  # not POSIX: no limit we can read
-            return 2**62
-
-    @classmethod
-    def estimate_parameters(cls, config: GPTConfig) -> int:
-        """The parameter count, or a ValueError when the fp32 weights alone would not fit in
-        the machine's memory, where GPT() builds them (a typo such as n_embd=38400 should say
-        so, not crash inside the allocator). The trainer checks training's memory on its
-        device (`check_training_memory`)."""
-        n = cls.estimate_parameters_unchecked(config)
-        budget = cls.memory_budget_bytes(torch.device("cpu"))
-        if 4 * n > budget:
-            raise ValueError(
-                f"GPTConfig(n_layer={config.n_layer}, n_embd={config.n_embd}, vocab_size="
-                f"{config.vocab_size}, block_size={config.block_size}) has {n:,} parameters: "
-                f"{4 * n / 2**30:,.1f} GiB for the weights alone, more than this machine's "
-                f"{budget / 2**30:,.1f} GiB. Make n_embd, n_layer, vocab_size or block_size smaller."
-            )
-        return n
-
     @classmethod
     def training_memory_bytes(cls, config: GPTConfig) -> dict[str, int]:
         """The bytes that training with AdamW in float32 keeps for the whole run, before any
         activations: four numbers per parameter (weight, gradient, AdamW's two moments)."""
         n = cls.estimate_parameters_unchecked(config)
         return {"weights": 4 * n, "gradients": 4 * n, "AdamW moments": 8 * n}
-
-    @classmethod
-    def check_training_memory(cls, model_config: GPTConfig, device: torch.device) -> None:
-        """A ValueError, before anything is allocated, when training the model cannot fit: AdamW
-        training keeps four float32 numbers per parameter (weight, gradient, two moments)."""
-        n = cls.estimate_parameters_unchecked(model_config)
-        budget = cls.memory_budget_bytes(device)
-        if sum(cls.training_memory_bytes(model_config).values()) > budget:
-            raise ValueError(
-                f"Training a GPT with {n:,} parameters needs about {16 * n / 2**30:,.1f} GiB before "
-                f"any activations (weights, gradients and AdamW's two moments), more than the "
-                f"{budget / 2**30:,.1f} GiB here. Make n_embd, n_layer, vocab_size or block_size smaller.")
 
     # ------------------------------------------------------------------ initialisation
 

@@ -142,8 +142,9 @@ def ns_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def make_optimizer(model, config, device: torch.device):
-    """The optimizer `config.optimizer` names, over `model`'s parameters (module doc)."""
+def make_optimizer(model, config, device: torch.device, muon_class=None):
+    """The optimizer `config.optimizer` names, over `model`'s parameters (module doc).
+    `muon_class` builds the Muon part instead of lib's `Muon` (a benchmark passes PyTorch's)."""
     fused = device.type in ("cuda", "cpu")  # one kernel for all tensors: about 4x faster on a CPU
     groups = model.optimizer_groups(config.weight_decay)  # decay on matrices only
     betas = (config.beta1, config.beta2)
@@ -155,7 +156,7 @@ def make_optimizer(model, config, device: torch.device):
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     if config.optimizer == "muon":
         hidden, rest = model.hidden_matrices()
-        muon = Muon(hidden, lr=config.muon_lr, weight_decay=config.weight_decay,
+        muon = (muon_class or Muon)(hidden, lr=config.muon_lr, weight_decay=config.weight_decay,
                     momentum=config.momentum, nesterov=True, ns_steps=config.muon_ns_steps,
                     adjust_lr_fn="match_rms_adamw",
                     ns_dtype=ns_dtype(device))

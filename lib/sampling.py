@@ -6,29 +6,21 @@ draws from; `sample_next` draws from it, and `generate` is a short loop around t
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
+
+from . import checks
 
 
 def check_sampling_args(temperature: float = 1.0, top_k: int | None = None,
                         top_p: float | None = None) -> None:
     """Raise a ValueError/TypeError that says what is allowed, for any bad sampling setting."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise TypeError(f"temperature must be a number >= 0, got {temperature!r}")
-    if not (temperature >= 0 and temperature <= 1e300 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a finite number in [0, 1e300] (0 = greedy), got {temperature}")
+    checks.number("temperature", temperature, 0, 1e300, hint=" (0 = greedy)")
     if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int):
-            raise TypeError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1 (or None for no top-k filter), got {top_k}")
+        checks.integer("top_k", top_k, 1, hint=" (or None for no top-k filter)")
     if top_p is not None:
-        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)):
-            raise TypeError(f"top_p must be a number in (0, 1] or None, got {top_p!r}")
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1] (1 = no filter), got {top_p}")
+        checks.number("top_p", top_p, 0.0, 1.0, low_open=True, hint=" (1 = no filter)")
 
 
 def _check_logits(logits: torch.Tensor) -> None:
@@ -122,8 +114,7 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1
     """Yield the next token of each row of `idx` (a (B,) tensor), `max_new_tokens` times: the
     tokens `generate` appends, as they are drawn (to show text while it is written)."""
     check_sampling_args(temperature, top_k, top_p)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    checks.integer("max_new_tokens", max_new_tokens, 0)
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError(
             f"generate needs a prompt of shape (B, T) with T >= 1, got shape {tuple(idx.shape)}; "

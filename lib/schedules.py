@@ -15,6 +15,8 @@ import math
 from functools import partial
 from typing import Callable
 
+from . import checks
+
 
 def _warmup(step: int, warmup_steps: int) -> float | None:
     """The warmup multiplier while warming up, None after."""
@@ -89,25 +91,13 @@ def check_schedule_args(name: str, max_steps: int, warmup_steps: int = 0, min_lr
     """
     n = {k: k for k in ("schedule", "max_steps", "warmup_steps", "min_lr_ratio", "decay_fraction")}
     n.update(names or {})
-    if not isinstance(name, str) or name not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}: {n['schedule']} must be one of "
-                         f"{', '.join(SCHEDULES)}")
-    for field, value in (("max_steps", max_steps), ("warmup_steps", warmup_steps)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{n[field]} must be an integer, got {value!r}")
-    if max_steps < 1:
-        raise ValueError(f"{n['max_steps']} must be >= 1, got {max_steps}")
-    if not 0 <= warmup_steps <= max_steps:
-        raise ValueError(f"{n['warmup_steps']} must be in [0, {n['max_steps']}={max_steps}], "
-                         f"got {warmup_steps}")
-    for field, value in (("min_lr_ratio", min_lr_ratio), ("decay_fraction", decay_fraction)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{n[field]} must be a number, got {value!r}")
-    if not 0.0 <= min_lr_ratio <= 1.0:
-        raise ValueError(f"{n['min_lr_ratio']} (the final LR as a fraction of the peak) must be in [0, 1], "
-                         f"got {min_lr_ratio}")
-    if not 0.0 < decay_fraction <= 1.0:
-        raise ValueError(f"{n['decay_fraction']} must be in (0, 1], got {decay_fraction}")
+    checks.choice(n["schedule"], name, SCHEDULES)
+    checks.integer(n["max_steps"], max_steps, 1)
+    checks.integer(n["warmup_steps"], warmup_steps, 0, max_steps,
+                   hint=f" ({n['max_steps']} = {max_steps})")
+    checks.number(n["min_lr_ratio"], min_lr_ratio, 0.0, 1.0,
+                  hint=" (the final LR as a fraction of the peak)")
+    checks.number(n["decay_fraction"], decay_fraction, 0.0, 1.0, low_open=True)
     if name == "wsd" and warmup_steps + round(decay_fraction * max_steps) > max_steps:
         raise ValueError(
             f"wsd: {n['warmup_steps']} ({warmup_steps}) + decay steps "

@@ -1,5 +1,6 @@
-"""The engine: TrainConfig, the Trainer and evaluation. It knows nothing of the course
-(presets, the run cache, the lessons: lib.course) or of the command line (lib.cli).
+"""The engine: the Trainer, a resumable run of the parts it is handed (TrainConfig, how to train,
+is in lib.config). It knows nothing of the course (presets, the run cache, the lessons:
+lib.course) or of the command line (lib.cli).
 
 The loop, used by the lessons and by the command line:
 
@@ -19,123 +20,22 @@ import copy
 import dataclasses
 import math
 import os
-import re
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 
 from . import checkpoint as ckpt
-from .optim import OPTIMIZERS, make_optimizer, peak_lrs, set_lr_factor
-from .data import CharTokenizer, get_batch
-from .device import (autocast, autocast_dtype, check_compiler, init_distributed,
-                     measured_peak_flops, pick_device, use_tf32)
-from .evaluation import estimate_loss, split_loss  # noqa: F401 - split_loss: the engine's API
+from .config import TrainConfig
+from .data import CharTokenizer, RandomWindows, get_batch, to_device
+from .device import (Runtime, autocast, check_memory, init_runtime, measured_peak_flops,
+                     needs_grad_scaler, sync)
+from .evaluation import estimate_loss
 from .model import GPT, GPTConfig, lm_loss
-from .schedules import check_schedule_args, get_schedule
+from .optim import make_optimizer, peak_lrs, set_lr_factor
+from .schedules import get_schedule
 
-MAX_SEED = 2**32 - 1
-MAX_EVAL_BATCHES = 10_000
-_SCHEDULE_FIELDS = {name: f"TrainConfig.{name}" for name in
-                    ("schedule", "max_steps", "warmup_steps", "min_lr_ratio", "decay_fraction")}
-DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
-COMPILE = ("auto", "on", "off")
-
-
-@dataclass
-class TrainConfig:
-    """How to train. Every field can be overridden on the command line (--max-steps 500)."""
-
-    max_steps: int = 2000  # optimizer steps to train for
-    batch_size: int = 32  # sequences per micro-batch
-    grad_accum_steps: int = 1  # micro-batches per optimizer step (batch = batch_size x this)
-    lr: float = 1e-3  # peak learning rate
-    schedule: str = "cosine"  # constant | cosine | linear | wsd | inverse_sqrt
-    warmup_steps: int = 100  # steps of linear warmup from lr/warmup_steps to lr
-    min_lr_ratio: float = 0.1  # final LR as a fraction of the peak (the schedule's floor)
-    decay_fraction: float = 0.2  # wsd only: fraction of the steps spent decaying at the end
-    optimizer: str = "adamw"  # adamw | adam | sgd | muon (lib.optim says what each does)
-    weight_decay: float = 0.1  # weight decay, on matrices only (decoupled in adamw and muon)
-    beta1: float = 0.9  # AdamW and Adam: decay rate of the gradient's running mean
-    beta2: float = 0.99  # AdamW and Adam: decay rate of the squared gradient's running mean
-    momentum: float = 0.95  # sgd and muon: the momentum coefficient
-    muon_lr: float = 0.01  # muon only: peak LR of the blocks' matrices (lr is the rest's, AdamW)
-    muon_ns_steps: int = 5  # muon only: Newton-Schulz iterations that orthogonalise an update
-    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = no clipping
-    eval_interval: int = 250  # evaluate every this many steps (and at the start and end)
-    eval_batches: int = 20  # fixed batches per split in each evaluation
-    log_interval: int = 10  # record a row of training history every this many steps
-    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"  # auto (bf16 autocast where supported, else fp32) | float32 | bfloat16
-    compile: str = "auto"  # torch.compile the model: auto (on CUDA, off elsewhere) | on | off
-    seed: int = 1337  # seeds the initial weights, the batches and dropout
-    max_time: float = 0.0  # stop after this many seconds (0 = no limit); the LR schedule then ends by then
-    checkpoint_interval: int = 0  # save a checkpoint every this many steps (0 = only at the end)
-    out_dir: str = ""  # folder for the checkpoint (empty = do not save)
-    progress: bool = True  # show a progress bar (turn off for quiet, non-interactive runs)
-
-    def __post_init__(self):
-        _check_types(self)
-        for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_interval",
-                     "eval_batches", "log_interval", "muon_ns_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_interval"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("lr", "muon_lr"):
-            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
-                raise ValueError(f"TrainConfig.{name} must be a positive number, got {getattr(self, name)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"TrainConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                             f"got {self.optimizer!r}")
-        for name in ("beta1", "beta2", "momentum"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("weight_decay", "grad_clip", "max_time"):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value}")
-        if self.compile not in COMPILE:
-            raise ValueError(f"TrainConfig.compile must be one of {', '.join(COMPILE)}, got {self.compile!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"TrainConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
-            raise ValueError(
-                f"TrainConfig.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        if self.eval_batches > MAX_EVAL_BATCHES:
-            raise ValueError(f"TrainConfig.eval_batches must be in [1, {MAX_EVAL_BATCHES}] (they "
-                             f"are built once and kept), got {self.eval_batches}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"TrainConfig.seed must be in [0, {MAX_SEED}], got {self.seed}")
-        check_schedule_args(self.schedule, self.max_steps, self.warmup_steps, self.min_lr_ratio,
-                            self.decay_fraction, names=_SCHEDULE_FIELDS)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"Unknown TrainConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
-
-
-def _check_types(config) -> None:
-    """TypeError naming the field when a value has the wrong type (ints may stand for floats)."""
-    for f in dataclasses.fields(config):
-        value, kind = getattr(config, f.name), f.type if isinstance(f.type, str) else f.type.__name__
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "str": isinstance(value, str),
-            "bool": isinstance(value, bool),
-        }.get(kind, True)
-        if not ok:
-            raise TypeError(f"{type(config).__name__}.{f.name} must be {kind}, got {value!r}")
+MODEL_TOO_BIG = "Make n_embd, n_layer, vocab_size or block_size smaller."
 
 
 class TrainingDiverged(FloatingPointError):
@@ -146,11 +46,24 @@ class TrainingDiverged(FloatingPointError):
 
 
 class Trainer:
-    """Trains a GPT on a 1-D tensor of token ids. `run()` trains; its state can be saved and
-    resumed exactly (`save`, `Trainer.resume`)."""
+    """A resumable run of the parts it is given: trains a GPT, evaluates it on fixed batches,
+    keeps a history, and saves and resumes its state exactly (`save`, `Trainer.resume`).
+
+    Every part has a default, today's course: the optimizer `lib.optim.make_optimizer` builds
+    from the config, the schedule `config.schedule` names, and random windows of `train_data`
+    (`lib.data.RandomWindows`). A caller may hand in its own:
+    - `optimizer`: a function model -> optimizer (the trainer sets each group's LR from the
+      schedule every step, scaling the peak LR the group was built with);
+    - `schedule`: a function of the step -> LR multiplier;
+    - `batches`: a batch source (`lib.data.RandomWindows` says what one is);
+    - `runtime`: where and how to compute (`lib.device.init_runtime`; default from the config).
+    """
 
     def __init__(self, model_config: GPTConfig, config: TrainConfig, train_data: torch.Tensor,
-                 val_data: torch.Tensor, tokenizer: CharTokenizer | None = None):
+                 val_data: torch.Tensor, tokenizer: CharTokenizer | None = None, *,
+                 optimizer: Callable[[GPT], torch.optim.Optimizer] | None = None,
+                 schedule: Callable[[float], float] | None = None, batches=None,
+                 runtime: Runtime | None = None):
         if not isinstance(model_config, GPTConfig):
             raise TypeError(f"model_config must be a GPTConfig, got {type(model_config).__name__}")
         if not isinstance(config, TrainConfig):
@@ -163,37 +76,38 @@ class Trainer:
         if config.out_dir and os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
             raise ValueError(f"TrainConfig.out_dir {config.out_dir!r} is a file; out_dir must be a "
                              "folder (ckpt.pt is written inside it)")
-        self.device = pick_device(config.device)
-        GPT.check_training_memory(model_config, self.device)
-        self.rank, self.world_size = init_distributed(self.device)  # (0, 1) unless under torchrun
-        if config.out_dir and self.rank == 0:  # fail now, not after the training it would lose
+        self.runtime = runtime or init_runtime(config.device, config.dtype, config.compile)
+        self.device, self.dtype = self.runtime.device, self.runtime.dtype
+        self.rank, self.world_size = self.runtime.rank, self.runtime.world_size
+        n = GPT.estimate_parameters_unchecked(model_config)  # fits? asked before building it
+        check_memory(GPT.training_memory_bytes(model_config), self.device,
+                     f"Training a GPT with {n:,} parameters", MODEL_TOO_BIG)
+        if config.out_dir and self.is_main:  # fail now, not after the training it would lose
             ckpt.check_writable(config.out_dir)
-        if self.world_size > 1 and self.device.type == "cuda":
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(self.device)
-        self.dtype = autocast_dtype(self.device) if config.dtype == "auto" else DTYPES[config.dtype]
-
-        use_tf32(self.device)
 
         torch.manual_seed(config.seed)  # initial weights and dropout
         self.model = GPT(model_config).to(self.device)  # the model itself: saved, evaluated, shown
-        self.compiled = self.model  # what runs forward passes: the model, or it compiled
-        if config.compile == "on" or (config.compile == "auto" and self.device.type == "cuda"):
-            check_compiler(self.device)
-            self.compiled = torch.compile(self.model)  # same parameters, fused kernels
-        self.ddp = None  # data-parallel: the same model on every rank, gradients averaged
+        # What runs forward passes: the model, or it compiled (same parameters, fused kernels),
+        # wrapped for data parallelism (the same model on every rank, gradients averaged).
+        self.compiled = torch.compile(self.model) if self.runtime.compile else self.model
+        self.ddp = None
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             self.ddp = DistributedDataParallel(
                 self.compiled, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.optimizer = make_optimizer(self.model, config, self.device)  # lib.optim
+        self.optimizer = (optimizer(self.model) if optimizer is not None
+                          else make_optimizer(self.model, config, self.device))  # lib.optim
         self._peak_lrs = peak_lrs(self.optimizer)  # the schedule scales each group's own peak
-        self.schedule = get_schedule(config.schedule, config.max_steps, config.warmup_steps,
-                                     config.min_lr_ratio, config.decay_fraction)
+        # float16 autocast (older GPUs) scales the loss so small gradients do not underflow;
+        # disabled, the scaler passes everything through unchanged.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_grad_scaler(self.dtype))
+        self.schedule = schedule or get_schedule(config.schedule, config.max_steps,
+                                                 config.warmup_steps, config.min_lr_ratio,
+                                                 config.decay_fraction)
+        self.batches = batches or RandomWindows(train_data, model_config.block_size, config.seed + 1)
         self.step = 0  # optimizer steps taken; the schedule's position
         self.elapsed = 0.0  # seconds of training so far, across resumes
-        self.batch_rng = torch.Generator().manual_seed(config.seed + 1)  # the data sampler
         eval_rng = torch.Generator().manual_seed(config.seed + 2)
         T, B = model_config.block_size, config.batch_size
         self.eval_sets = {  # the same batches at every evaluation, so evaluations compare
@@ -214,7 +128,7 @@ class Trainer:
     @property
     def is_main(self) -> bool:
         """True on the process that logs, evaluates and saves (the only one, unless data-parallel)."""
-        return self.rank == 0
+        return self.runtime.is_main
 
     def lr_at(self, step: float) -> float:
         """The LR at this point of the schedule (of `lr`'s groups; Muon's scale alike)."""
@@ -244,7 +158,7 @@ class Trainer:
                 loss = lm_loss(logits, y)
                 if k > 1:  # (dividing by 1 would change nothing but cost an operation)
                     loss = loss / k
-                loss.backward()
+                self.scaler.scale(loss).backward()  # float16: scaled up first (no-op otherwise)
             total = loss.detach() if total is None else total + loss.detach()
         return total
 
@@ -257,14 +171,13 @@ class Trainer:
 
     def _batch(self):
         """This process's micro-batch. Data-parallel, every rank draws the windows of the whole
-        global batch from the same generator and reads its own share, so the ranks' batches
+        global batch from the same source and reads its own share, so the ranks' batches
         together are exactly the batch one process would train on."""
-        c, T = self.config, self.model_config.block_size
-        if self.world_size == 1:
-            return get_batch(self.train_data, c.batch_size, T, self.batch_rng, self.device)
-        x, y = get_batch(self.train_data, c.batch_size * self.world_size, T, self.batch_rng)
-        mine = slice(self.rank * c.batch_size, (self.rank + 1) * c.batch_size)
-        return x[mine].to(self.device), y[mine].to(self.device)
+        n = self.config.batch_size
+        x, y = self.batches.next(n * self.world_size)
+        if self.world_size > 1:
+            x, y = x[self.rank * n:(self.rank + 1) * n], y[self.rank * n:(self.rank + 1) * n]
+        return to_device(x, self.device), to_device(y, self.device)
 
     def train_step(self) -> tuple[float, float, float]:
         """One optimizer step. Returns (loss, gradient norm before clipping, lr)."""
@@ -278,9 +191,13 @@ class Trainer:
             torch.distributed.all_reduce(loss)
             loss = loss / self.world_size
         loss = loss.item()
+        self.scaler.unscale_(self.optimizer)  # float16: the true gradients, before clipping
         max_norm = c.grad_clip if c.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
-        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+        # With a gradient scaler an inf gradient is the scale overflowing: the scaler skips
+        # that step and lowers the scale. Otherwise it means the run diverged.
+        overflow = self.scaler.is_enabled() and math.isfinite(loss)
+        if not (math.isfinite(loss) and (math.isfinite(grad_norm) or overflow)):
             self.optimizer.zero_grad(set_to_none=True)
             what = "loss" if not math.isfinite(loss) else "gradient norm"
             raise TrainingDiverged(
@@ -288,7 +205,8 @@ class Trainer:
                 f"(lr {lr:.3g}). Training stopped; checkpoints already saved are untouched. "
                 "Try a lower peak lr, a longer warmup, or gradient clipping (grad_clip=1.0)."
             )
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # = optimizer.step(), skipped on a float16 overflow
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return loss, grad_norm, lr
@@ -310,74 +228,82 @@ class Trainer:
 
         `callback(trainer)` is called every `callback_interval` steps (e.g. to print a sample),
         and once before the first step of a fresh run (step 0).
+        Each step: `train_step`, then, on the process that logs (`is_main`), `_record` a row of
+        history, `evaluate` when due, the callback, and a checkpoint when due.
         """
-        c = self.config
+        c, main = self.config, self.is_main  # data-parallel: only rank 0 logs, evaluates, saves
         self.stop_requested = None
-        if c.progress:
-            from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
-        else:
-            from tqdm import tqdm  # disabled below; tqdm.auto would warn without ipywidgets
-        main = self.is_main  # data-parallel: only rank 0 logs, evaluates, calls back and saves
-        flops_per_token = self.model.flops_per_token()
-        peak = measured_peak_flops(self.device, self.dtype) * self.world_size
         if main and (not self.history["eval"] or self.history["eval"][-1]["step"] != self.step):
             self.evaluate()
         if main and callback is not None and callback_interval and self.step == 0:
             callback(self)
         self.model.train()
-        bar = tqdm(total=c.max_steps, initial=self.step, disable=not (c.progress and main),
-                   desc=f"training on {self.device.type}", unit="step", mininterval=1.0)
-        window_time, window_tokens = 0.0, 0
+        bar, meter = self._progress_bar(), _Meter(self.model.flops_per_token(), self._peak())
         try:
             while self.step < c.max_steps:
                 t0 = time.perf_counter()
                 loss, grad_norm, lr = self.train_step()
-                dt = time.perf_counter() - t0
-                self.elapsed += dt
-                window_time += dt
-                window_tokens += self.tokens_per_step
+                meter.add(time.perf_counter() - t0, self.tokens_per_step)
+                self.elapsed += meter.last
                 bar.update(1)
-                stopping = self.stop_requested is not None
-                if self.world_size > 1:
-                    # The ranks agree on the time spent and on stopping, so they set the same
-                    # LR and stop at the same step.
-                    shared = torch.tensor([self.elapsed, float(stopping)], dtype=torch.float64,
-                                          device=self.device)
-                    torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MAX)
-                    self.elapsed, stopping = shared[0].item(), bool(shared[1].item())
-                    if stopping and self.stop_requested is None:
-                        self.stop_requested = "another rank"
+                stopping = self._agree_on_stop()  # stopping: save this step at once, no evaluation
                 finished = self.step >= c.max_steps or (c.max_time and self.elapsed >= c.max_time)
-                done = finished or stopping  # stopping: save this step at once (no evaluation)
-                if not main:
-                    if done:
-                        break
-                    continue
-                if self.step % c.log_interval == 0 or finished:
-                    tps = window_tokens / window_time
-                    self.history["train"].append({
-                        "step": self.step, "tokens": self.step * self.tokens_per_step,
-                        "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                        "tokens_per_sec": tps, "elapsed": self.elapsed,
-                        "mfu": tps * flops_per_token / peak,
-                    })
-                    window_time, window_tokens = 0.0, 0
-                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
-                if self.step % c.eval_interval == 0 or finished:
-                    t0 = time.perf_counter()
-                    self.evaluate()
-                    self.elapsed += time.perf_counter() - t0
-                if callback is not None and callback_interval and self.step % callback_interval == 0:
-                    callback(self)
-                if c.out_dir and c.checkpoint_interval and self.step % c.checkpoint_interval == 0:
-                    self.save(self.checkpoint_path)
-                if done:
+                if main:
+                    if self.step % c.log_interval == 0 or finished:
+                        self._record(loss, grad_norm, lr, meter, bar)
+                    if self.step % c.eval_interval == 0 or finished:
+                        t0 = time.perf_counter()
+                        self.evaluate()
+                        self.elapsed += time.perf_counter() - t0  # evaluations count against time
+                    if callback is not None and callback_interval and self.step % callback_interval == 0:
+                        callback(self)
+                    if c.out_dir and c.checkpoint_interval and self.step % c.checkpoint_interval == 0:
+                        self.save(self.checkpoint_path)
+                if finished or stopping:
                     break
         finally:
             bar.close()
         if c.out_dir and main:
             self.save(self.checkpoint_path)
         return self.history
+
+    def _progress_bar(self):
+        """tqdm's bar (a widget in Jupyter, text in a terminal), shown on the main process when
+        the config asks for one."""
+        if self.config.progress:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm  # disabled below; tqdm.auto would warn without ipywidgets
+        return tqdm(total=self.config.max_steps, initial=self.step, unit="step", mininterval=1.0,
+                    disable=not (self.config.progress and self.is_main),
+                    desc=f"training on {self.device.type}")
+
+    def _peak(self) -> float:
+        """The matrix-multiply rate of all the processes together: what MFU is measured against."""
+        return measured_peak_flops(self.device, self.dtype) * self.world_size
+
+    def _agree_on_stop(self) -> bool:
+        """Whether to stop after this step. Data-parallel, the ranks agree on the time spent and
+        on stopping, so they set the same LR and stop at the same step."""
+        stopping = self.stop_requested is not None
+        if self.world_size > 1:
+            shared = torch.tensor([self.elapsed, float(stopping)], dtype=torch.float64,
+                                  device=self.device)
+            torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MAX)
+            self.elapsed, stopping = shared[0].item(), bool(shared[1].item())
+            if stopping and self.stop_requested is None:
+                self.stop_requested = "another rank"
+        return stopping
+
+    def _record(self, loss: float, grad_norm: float, lr: float, meter: "_Meter", bar) -> None:
+        """A row of training history: the step's numbers and the speed since the last row."""
+        tps, mfu = meter.take()
+        self.history["train"].append({
+            "step": self.step, "tokens": self.step * self.tokens_per_step, "loss": loss,
+            "lr": lr, "grad_norm": grad_norm, "tokens_per_sec": tps, "elapsed": self.elapsed,
+            "mfu": mfu,
+        })
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
 
     def request_stop(self, reason: str = "a stop request") -> None:
         """Stop `run()` after the step under way: it saves a checkpoint there (with an out_dir)
@@ -391,6 +317,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),  # float16's loss scale ({} when not used)
             "step": self.step,
             "elapsed": self.elapsed,
             "model_config": self.model_config.to_dict(),
@@ -399,7 +326,7 @@ class Trainer:
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "batches": self.batch_rng.get_state(),
+                "batches": self.batches.state_dict(),
             },
             "history": self.history,
             "meta": self.meta,
@@ -433,10 +360,12 @@ class Trainer:
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler") and self.scaler.is_enabled():
+                self.scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["rng"]["torch"])
             if state["rng"]["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-            self.batch_rng.set_state(state["rng"]["batches"])
+            self.batches.load_state_dict(state["rng"]["batches"])
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
             raise ckpt.CheckpointError(f"The checkpoint does not fit this model: "
                                        f"{str(err).splitlines()[0] if str(err) else repr(err)}") from err
@@ -463,14 +392,56 @@ class Trainer:
         return trainer
 
 
-def load_model(path, device: str = "auto") -> tuple[GPT, CharTokenizer | None, dict]:
-    """A trained model for inference: (model in eval mode, tokenizer, the checkpoint dict)."""
-    state = ckpt.load_checkpoint(path)
-    try:
-        config = GPTConfig.from_dict(state["model_config"])
-        model = GPT(config)
-        model.load_state_dict(state["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ckpt.CheckpointError(f"{path}: the weights do not fit their model config: {err}") from err
-    tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
-    return model.to(pick_device(device)).eval(), tokenizer, state
+class _Meter:
+    """Tokens and seconds of training since the last history row: its speed and MFU."""
+
+    def __init__(self, flops_per_token: int, peak_flops: float):
+        self.flops_per_token, self.peak = flops_per_token, peak_flops
+        self.seconds, self.tokens, self.last = 0.0, 0, 0.0
+
+    def add(self, seconds: float, tokens: int) -> None:
+        self.seconds, self.tokens, self.last = self.seconds + seconds, self.tokens + tokens, seconds
+
+    def take(self) -> tuple[float, float]:
+        """(tokens per second, MFU) since the last call; starts a new window."""
+        tps = self.tokens / self.seconds
+        self.seconds, self.tokens = 0.0, 0
+        return tps, tps * self.flops_per_token / self.peak
+
+
+# --------------------------------------------------------------------------- a time budget
+
+# With a time budget, max_steps is set to a quarter more steps than a timing says fit: the
+# machine's speed varies from minute to minute, and a run that ran out of steps before its time
+# would waste the rest; one that runs out of time first still ends its schedule (the trainer's
+# time-aware schedule, `Trainer.schedule_position`).
+STEP_MARGIN = 1.25
+
+
+def steps_in_time(model_config: GPTConfig, config: TrainConfig, train_data, val_data,
+                  seconds: float, probe_steps: int = 15, optimizer=None) -> int:
+    """max_steps for a run of `seconds` on this machine: a few steps of this model and config
+    timed (after three to warm up), an allowance for the evaluations the run will make, and
+    STEP_MARGIN. The timing trains a throwaway copy (with `optimizer`, the Trainer's part, when
+    the run will have one); the run itself is untouched."""
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    probe = Trainer(model_config, dataclasses.replace(config, max_steps=10**9, warmup_steps=0,
+                                                      max_time=0.0, progress=False, out_dir="",
+                                                      checkpoint_interval=0),
+                    train_data, val_data, optimizer=optimizer)
+    for _ in range(3):
+        probe.train_step()
+    sync(probe.device)
+    t0 = time.perf_counter()
+    for _ in range(probe_steps):
+        probe.train_step()
+    sync(probe.device)
+    per_step = (time.perf_counter() - t0) / probe_steps
+    t0 = time.perf_counter()
+    probe.evaluate()
+    sync(probe.device)
+    per_eval = time.perf_counter() - t0
+    evals = seconds / per_step / config.eval_interval + 1
+    training = max(0.0, seconds - evals * per_eval)
+    return max(config.warmup_steps + 1, int(STEP_MARGIN * training / per_step))

@@ -122,7 +122,7 @@ def test_the_swap_preset_differs_from_the_cpu_preset_where_lessons_could_hard_co
 
 def test_train_seeds_trains_each_seed_once_and_keeps_the_split_loss(small_corpus, counted_runs):
     from lib.course import train_seeds, val_split_loss
-    from lib.trainer import split_loss
+    from lib.evaluation import split_loss
 
     mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
     runs = train_seeds(mc, tiny_train_config(max_steps=3, warmup_steps=1), small_corpus, seeds=(0, 1))
@@ -133,3 +133,28 @@ def test_train_seeds_trains_each_seed_once_and_keeps_the_split_loss(small_corpus
         assert t.history["val_split_loss"] == pytest.approx(split_loss(t.model, small_corpus.val))
         assert val_split_loss(t) == t.history["val_split_loss"]
     assert runs[0].history["val_split_loss"] != runs[1].history["val_split_loss"]
+
+
+def test_run_key_changes_with_what_decides_the_run_and_only_with_that(small_corpus):
+    """One token of the data, one field of a config, the tokenizer or lib's computing source
+    each give another key; the progress bar and the output folder do not."""
+    from lib.data import CharTokenizer
+
+    mc, tc = tiny_model_config(small_corpus.tokenizer.vocab_size), tiny_train_config()
+    key = course.run_key(mc, tc, small_corpus)
+    assert course.run_key(mc, dataclasses.replace(tc, progress=not tc.progress, out_dir="x"),
+                          small_corpus) == key
+    train = small_corpus.train.clone()
+    train[len(train) // 2] = (train[len(train) // 2] + 1) % small_corpus.tokenizer.vocab_size
+    others = [
+        course.run_key(dataclasses.replace(mc, n_layer=mc.n_layer + 1), tc, small_corpus),
+        course.run_key(mc, dataclasses.replace(tc, seed=tc.seed + 1), small_corpus),
+        course.run_key(mc, tc, CharCorpus(small_corpus.text, small_corpus.tokenizer, train,
+                                          small_corpus.val, small_corpus.sha256)),
+        course.run_key(mc, tc, CharCorpus(small_corpus.text,
+                                          CharTokenizer(small_corpus.tokenizer.chars[::-1]),
+                                          small_corpus.train, small_corpus.val,
+                                          small_corpus.sha256)),
+    ]
+    assert len({key, *others}) == 1 + len(others)
+

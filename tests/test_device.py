@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lib.device import autocast, autocast_dtype, describe, pick_device
+from lib.device import autocast, autocast_dtype, describe, needs_grad_scaler, pick_device
 
 
 def test_auto_picks_an_available_device():
@@ -37,8 +37,29 @@ def test_unknown_device_is_named():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_uses_bf16_autocast():
+def test_cuda_uses_its_native_autocast_dtype():
     d = pick_device("cuda")
-    assert autocast_dtype(d) == torch.bfloat16
-    with autocast(d, torch.bfloat16):
-        assert torch.ones(2, 2, device=d).matmul(torch.ones(2, 2, device=d)).dtype == torch.bfloat16
+    native = torch.bfloat16 if torch.cuda.get_device_capability(d)[0] >= 8 else torch.float16
+    assert autocast_dtype(d) == native
+    with autocast(d, native):
+        assert torch.ones(2, 2, device=d).matmul(torch.ones(2, 2, device=d)).dtype == native
+
+
+@pytest.mark.parametrize("capability, dtype", [
+    ((7, 5), torch.float16),  # Colab's T4: float16 tensor cores, bfloat16 only emulated
+    ((7, 0), torch.float16),  # V100
+    ((8, 0), torch.bfloat16),  # A100
+    ((9, 0), torch.bfloat16),  # H100
+])
+def test_cuda_precision_follows_the_gpus_tensor_cores(monkeypatch, capability, dtype):
+    """The choice rests on the compute capability, not on torch.cuda.is_bf16_supported(),
+    which says yes on a T4 (emulation)."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert autocast_dtype(torch.device("cuda")) == dtype
+    assert needs_grad_scaler(dtype) == (dtype == torch.float16)
+
+
+def test_cpu_and_mps_train_in_float32():
+    assert autocast_dtype(torch.device("cpu")) is None and autocast_dtype(torch.device("mps")) is None
+    assert not needs_grad_scaler(None) and not needs_grad_scaler(torch.bfloat16)

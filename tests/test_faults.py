@@ -61,7 +61,8 @@ SCRIPT = textwrap.dedent("""
     from lib.data import CharCorpus, CharTokenizer, train_val_split
     from lib.model import GPTConfig
     from lib.course import train_or_load
-    from lib.trainer import TrainConfig, Trainer, load_model
+    from lib.checkpoint import load_model
+    from lib.trainer import TrainConfig, Trainer
     from lib.sampling import generate
 
     text_file, out, log = sys.argv[1:4]

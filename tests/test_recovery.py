@@ -10,6 +10,8 @@ import time
 import pytest
 import torch
 
+import lib.data
+import lib.device
 from lib import checkpoint as ckpt
 from lib import cli
 from lib import course
@@ -157,8 +159,8 @@ def test_an_out_folder_that_cannot_hold_a_checkpoint_fails_before_training(small
 def test_training_that_cannot_fit_in_memory_is_refused_before_allocating(small_corpus, monkeypatch):
     mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
     n = GPT.estimate_parameters_unchecked(mc)
-    monkeypatch.setattr(GPT, "memory_budget_bytes", staticmethod(lambda device: 10 * n))
-    GPT(mc)  # the weights alone fit (4 bytes each) ...
+    monkeypatch.setattr(lib.device, "memory_budget_bytes", lambda device: 10 * n)
+    lib.device.check_memory({"weights": 4 * n}, torch.device("cpu"), "the weights")  # fit ...
     with pytest.raises(ValueError, match="AdamW's two moments.*Make n_embd, n_layer"):
         Trainer(mc, tiny_train_config(), small_corpus.train, small_corpus.val)  # ... training does not
 
@@ -382,7 +384,7 @@ def test_encoding_a_large_corpus_takes_little_more_memory_than_its_ids():
 def test_a_corpus_too_large_for_memory_is_refused_before_encoding(tmp_path, monkeypatch):
     path = tmp_path / "corpus.txt"
     path.write_text(make_text(2000))
-    monkeypatch.setattr(GPT, "memory_budget_bytes", staticmethod(lambda device: 100_000))
+    monkeypatch.setattr(lib.data, "memory_budget_bytes", lambda device: 100_000)
     with pytest.raises(ValueError, match="need about .* more than half.*train on a part of the file"):
         cli.load_corpus(str(path))
 

@@ -1,12 +1,14 @@
 """lib.trainer: the loop, gradient accumulation, evaluation, history, hooks, determinism, resume."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from lib import checkpoint as ckpt
-from lib.trainer import Trainer, TrainingDiverged, estimate_loss
+from lib.evaluation import estimate_loss
+from lib.trainer import Trainer, TrainingDiverged
 
 from helpers import tiny_model_config, tiny_train_config
 
@@ -23,12 +25,12 @@ def losses(history):
 @pytest.mark.parametrize(
     "field, value, exc, pattern",
     [
-        ("max_steps", 0, ValueError, "max_steps must be >= 1"),
-        ("batch_size", 0, ValueError, "batch_size must be >= 1"),
+        ("max_steps", 0, ValueError, "max_steps must be an integer >= 1"),
+        ("batch_size", 0, ValueError, "batch_size must be an integer >= 1"),
         ("grad_accum_steps", 0, ValueError, "grad_accum_steps"),
-        ("lr", 0.0, ValueError, "lr must be a positive number"),
+        ("lr", 0.0, ValueError, "lr must be a finite number > 0"),
         ("lr", float("nan"), ValueError, "lr"),
-        ("beta2", 1.0, ValueError, r"beta2 must be in \[0, 1\)"),
+        ("beta2", 1.0, ValueError, r"beta2 must be a finite number in \[0, 1\)"),
         ("weight_decay", -0.1, ValueError, "weight_decay"),
         ("grad_clip", -1.0, ValueError, "grad_clip"),
         ("max_time", -5.0, ValueError, "max_time"),
@@ -36,19 +38,19 @@ def losses(history):
         ("checkpoint_interval", -1, ValueError, "checkpoint_interval"),
         ("dtype", "fp16", ValueError, "dtype must be one of"),
         ("device", "gpu", ValueError, "device must be"),
-        ("schedule", "cosin", ValueError, "Unknown schedule"),
+        ("schedule", "cosin", ValueError, "TrainConfig.schedule must be one of"),
         ("warmup_steps", 31, ValueError, "warmup_steps"),
-        ("min_lr_ratio", 2.0, ValueError, r"min_lr_ratio .* must be in \[0, 1\]"),
-        ("seed", -1, ValueError, "seed must be in"),
-        ("eval_batches", 10**9, ValueError, "eval_batches must be in"),
-        ("max_steps", 10.5, TypeError, "max_steps must be int"),
-        ("lr", "0.1", TypeError, "lr must be float"),
-        ("progress", "yes", TypeError, "progress must be bool"),
+        ("min_lr_ratio", 2.0, ValueError, r"min_lr_ratio must be a finite number in \[0, 1\] \(the final LR"),
+        ("seed", -1, ValueError, r"seed must be an integer in \[0, 4294967295\]"),
+        ("eval_batches", 10**9, ValueError, r"eval_batches must be an integer in \[1, 10000\]"),
+        ("max_steps", 10.5, TypeError, "max_steps must be an integer"),
+        ("lr", "0.1", TypeError, "lr must be a finite number"),
+        ("progress", "yes", TypeError, "progress must be True or False"),
         ("compile", "yes", ValueError, "compile must be one of auto, on, off"),
         ("optimizer", "lion", ValueError, "optimizer must be one of adamw, adam, sgd, muon"),
-        ("momentum", 1.0, ValueError, r"momentum must be in \[0, 1\)"),
-        ("muon_lr", 0.0, ValueError, "muon_lr must be a positive number"),
-        ("muon_ns_steps", 0, ValueError, "muon_ns_steps must be >= 1"),
+        ("momentum", 1.0, ValueError, r"momentum must be a finite number in \[0, 1\)"),
+        ("muon_lr", 0.0, ValueError, "muon_lr must be a finite number > 0"),
+        ("muon_ns_steps", 0, ValueError, "muon_ns_steps must be an integer >= 1"),
     ],
 )
 def test_train_config_errors_name_the_field(field, value, exc, pattern):
@@ -268,7 +270,7 @@ def test_trains_on_cuda_in_bf16(small_corpus):
 
 
 def test_split_loss_covers_the_whole_split(small_corpus):
-    from lib.trainer import split_loss
+    from lib.evaluation import split_loss
     from lib.data import WindowDataset
     from lib.model import lm_loss
 
@@ -320,3 +322,58 @@ def test_measured_peak_is_positive_and_cached():
     peak = lt.measured_peak_flops(torch.device("cpu"), seconds=0.05, trials=2)
     assert peak > 1e8  # any CPU multiplies faster than 0.1 GFLOP/s
     assert lt.measured_peak_flops(torch.device("cpu")) == peak  # measured once per process
+
+
+def test_steps_in_time_counts_the_steps_and_evaluations_that_fit(monkeypatch):
+    """With a step that takes 10 ms and an evaluation that takes 50 ms, one second every 10
+    steps holds 11 evaluations (0.55 s) and 45 steps; max_steps is a quarter more."""
+    import time as clock
+
+    from lib.course import PRESETS
+    from lib.trainer import STEP_MARGIN, Trainer, steps_in_time
+
+    monkeypatch.setattr(Trainer, "train_step", lambda self: clock.sleep(0.01))
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: clock.sleep(0.05))
+    model_config, config = PRESETS["shakespeare-char-mini"]
+    config = dataclasses.replace(config, eval_interval=10, warmup_steps=5, device="cpu")
+    data = torch.randint(model_config.vocab_size, (10_000,))
+    steps = steps_in_time(model_config, config, data, data[:2_000], 1.0)
+    assert steps == pytest.approx(STEP_MARGIN * 45, rel=0.25)  # sleep overshoots a little
+    # A budget too short for its evaluations still leaves the warmup and a step after it.
+    assert steps_in_time(model_config, config, data, data[:2_000], 0.01) == 6
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        steps_in_time(model_config, config, data, data[:2_000], 0.0)
+
+
+def test_float16_trains_with_a_gradient_scaler_that_is_saved_and_resumed_exactly(small_corpus,
+                                                                                 tmp_path):
+    """float16 autocast (what older GPUs such as Colab's T4 get) scales the loss; the scale is
+    part of the checkpoint, so a resumed run continues bit for bit (on the CPU)."""
+    mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
+    config = tiny_train_config(max_steps=12, warmup_steps=2, dtype="float16")
+    full = Trainer(mc, config, small_corpus.train, small_corpus.val)
+    full.run()
+    assert full.scaler.is_enabled() and full.dtype == torch.float16
+    stopped = Trainer(mc, dataclasses.replace(config, out_dir=str(tmp_path)), small_corpus.train,
+                      small_corpus.val)
+    stopped.run(callback=lambda t: t.step == 5 and t.request_stop("a test"), callback_interval=1)
+    assert ckpt.load_checkpoint(tmp_path)["scaler"]["scale"] == stopped.scaler.get_scale() > 0
+    resumed = Trainer.resume(tmp_path, small_corpus.train, small_corpus.val)
+    resumed.run()
+    assert [r["loss"] for r in resumed.history["train"]] == [r["loss"] for r in full.history["train"]]
+    assert resumed.scaler.get_scale() == full.scaler.get_scale()
+    plain = Trainer(mc, tiny_train_config(max_steps=2, warmup_steps=1), small_corpus.train,
+                    small_corpus.val)
+    assert not plain.scaler.is_enabled() and plain.state_dict()["scaler"] == {}
+
+
+def test_a_float16_overflow_skips_the_step_and_lowers_the_scale(small_corpus):
+    """An inf gradient under a loss scale is the scale's overflow, not a diverged run."""
+    mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
+    trainer = Trainer(mc, tiny_train_config(max_steps=3, warmup_steps=1, dtype="float16"), small_corpus.train,
+                      small_corpus.val)
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**120)  # float16 overflows at 65504
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train_step()
+    assert trainer.scaler.get_scale() < 2.0**120  # lowered ...
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))  # ... step skipped
