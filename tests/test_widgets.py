@@ -51,7 +51,7 @@ def _lib(config: GPTConfig) -> dict:
 def _block(markup: str) -> tuple[str, str]:
     """The id of the widget's one JSON block and the text inside it."""
     blocks = re.findall(r'<script type="application/json" id="([\w-]+)">(.*?)</script>', markup,
-                        flags=re.S | re.I)
+                        flags=re.DOTALL | re.IGNORECASE)
     assert len(blocks) == 1, blocks
     return blocks[0]
 
@@ -126,13 +126,13 @@ def test_no_prompt_can_end_the_json_block():
         assert bad not in text.lower(), bad
     # Cut where an HTML parser would end the element: the block is all of the JSON.
     start = markup.index(f'id="{uid}">') + len(f'id="{uid}">')
-    assert markup[start:start + re.search(r"</script", markup[start:], re.I).start()] == text
+    assert markup[start:start + re.search(r"</script", markup[start:], re.IGNORECASE).start()] == text
     data = json.loads(text)
     assert data["prompt"] == HOSTILE and data["labels"] == given["labels"]
     assert data["settings"]["1|0"]["text"] == f"{HOSTILE} <!-- 0.5"
     assert data == json.loads(widgets.script_json(data))
     # Elsewhere the prompt is HTML-escaped text, so the markup has the widget's one block only.
-    assert len(re.findall(r"<script", markup, re.I)) == 1
+    assert len(re.findall(r"<script", markup, re.IGNORECASE)) == 1
     assert html.escape(HOSTILE.replace("\n", " ")) in markup
     # The scripts themselves are safe inside myst-nb's <script> element too.
     for js in (script, widgets.model_calculator(SHAPES)[1]):

@@ -28,7 +28,8 @@
       while (svg.firstChild) svg.removeChild(svg.firstChild);
       const n = probs.length, left = 44, bottom = 200, top = 12, width = 640 - left - 8;
       const slot = width / n, h = bottom - top;
-      svg.appendChild(el("line", {x1: left, y1: bottom, x2: 640 - 8, y2: bottom, stroke: colour.muted}));
+      svg.appendChild(el("line", {x1: left, y1: bottom, x2: 640 - 8, y2: bottom,
+                                  stroke: colour.muted}));
       for (const tick of [0, 0.5, 1]) {
         const y = bottom - tick * h;
         svg.appendChild(el("text", {x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 12,
