@@ -90,3 +90,41 @@ def test_duration_reads_in_the_unit_that_suits_it(seconds, text):
 def test_duration_refuses_what_is_not_a_duration(bad):
     with pytest.raises(ValueError, match="seconds"):
         book.duration(bad)
+
+
+def test_the_book_loads_each_of_its_extensions():
+    """_config.yml names each of book/_ext's Sphinx extensions (course_html: the pages' fixes,
+    course_mathjax: offline maths, colab) as a module there with a setup()."""
+    import yaml
+    from helpers import ROOT, load_script
+
+    local = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["local_extensions"]
+    assert {"course_html", "course_mathjax", "colab"} <= set(local)
+    for name, folder in local.items():
+        assert callable(load_script(f"{folder}/{name}.py").setup), name
+
+
+def test_offline_maths_points_every_page_at_the_book_s_copy():
+    """course_mathjax sets mathjax_path to its copy under _static (once MathJax is found) and
+    copies MathJax when the HTML builder starts."""
+    from helpers import load_script
+
+    module = load_script("book/_ext/course_mathjax.py")
+
+    class App:
+        def __init__(self): self.extensions, self.handlers = [], {}
+        def setup_extension(self, name): self.extensions.append(name)
+        def connect(self, event, handler, priority=500): self.handlers[event] = handler
+
+    app = App()
+    module.setup(app)
+    assert app.extensions == ["sphinx.ext.mathjax"]
+    assert app.handlers["builder-inited"] is module._copy_mathjax
+
+    class Config:
+        mathjax_path = "https://cdn.example/mathjax.js"
+
+    config = Config()
+    app.handlers["config-inited"](app, config)
+    assert config.mathjax_path == "mathjax/tex-mml-chtml.js"
+    assert (module.mathjax_source() / "tex-mml-chtml.js").is_file()

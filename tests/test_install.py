@@ -69,6 +69,16 @@ def test_a_learner_installs_the_course_and_runs_lesson_01_outside_a_clone(tmp_pa
     where = subprocess.run([python, "-c", "import lib; print(lib.__file__)"], cwd=elsewhere, env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where).is_relative_to(venv), f"lib came from {where}, not the new environment"
+    # The widgets' HTML and JavaScript are package data files: the install must carry them.
+    show = ("from lib import widgets; from lib.model import GPTConfig; "
+            "m, s = widgets.model_calculator({'x': GPTConfig()}); "
+            "assert 'id=\"course-calc-' in m and 'function sizes' in s; "
+            "m, s = widgets.sampling_explorer('p', ['a', 'rest'], [1.0], ['none'], "
+            "{('none', 1.0): {'probs': [1.0, 0.0], 'kept': 1, 'text': 't'}}); "
+            "assert 'course-sampling' in m and 'course-sampling' in s")
+    res = subprocess.run([python, "-c", show], cwd=elsewhere, env=env, capture_output=True,
+                         text=True, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
 
     colab = load_script("book/_ext/colab.py")
     import nbformat
