@@ -95,7 +95,7 @@ def test_duration_refuses_what_is_not_a_duration(bad):
 @pytest.mark.parametrize("n, text", [
     (175e9, "175B"), (1.4e12, "1.4T"), (15e12, "15T"), (2e12, "2T"), (1.5e9, "1.5B"),
     (124_439_808, "124M"), (3.2e6, "3.2M"), (8_000, "8K"), (12_345, "12K"), (999_999, "1M"),
-    (999, "999"), (42, "42"), (0, "0"), (2.5, "2.5"), (99.7e9, "100B"), (1.8e11, "180B"),
+    (999, "999"), (42, "42"), (0, "0"), (2.5, "2.5"), (99.7e9, "100B"), (1.8e11, "180B"), (5.826e15, "5.8P"),
 ])
 def test_human_count_writes_counts_as_people_do(n, text):
     assert book.human_count(n) == text
