@@ -85,3 +85,17 @@ def duration(seconds: float) -> str:
     if "e" in text:  # .2g writes 1.2e+02 for three-digit values; those take .0f above
         text = f"{value:.0f}"
     return f"{text} {unit[:-1] if text == '1' else unit}"
+
+
+def human_count(n: float) -> str:
+    """A large count as people write it: 175B, 1.4T, 124M, 3.2M, 8K, and 5.8P for FLOP counts
+    past a thousand trillion. Two significant figures below 100 of the unit, whole units from
+    100 up (175B, not 180B); a count below a thousand as it is. Never 1.8e+11: for parameters,
+    tokens and FLOP in prose, tables and ticks."""
+    if not n >= 0 or n == float("inf"):
+        raise ValueError(f"human_count needs a finite count >= 0, not {n!r}")
+    for unit, size in (("P", 1e15), ("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size * 0.9995:  # 999,999 is 1M, not 1000K
+            value = n / size
+            return (f"{value:.2g}" if value < 99.5 else f"{value:.0f}") + unit
+    return f"{n:.0f}" if n >= 100 or n == int(n) else f"{n:.2g}"

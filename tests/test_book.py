@@ -128,3 +128,18 @@ def test_offline_maths_points_every_page_at_the_book_s_copy():
     app.handlers["config-inited"](app, config)
     assert config.mathjax_path == "mathjax/tex-mml-chtml.js"
     assert (module.mathjax_source() / "tex-mml-chtml.js").is_file()
+
+
+@pytest.mark.parametrize("n, text", [
+    (175e9, "175B"), (1.4e12, "1.4T"), (15e12, "15T"), (2e12, "2T"), (1.5e9, "1.5B"),
+    (124_439_808, "124M"), (3.2e6, "3.2M"), (8_000, "8K"), (12_345, "12K"), (999_999, "1M"),
+    (999, "999"), (42, "42"), (0, "0"), (2.5, "2.5"), (99.7e9, "100B"), (1.8e11, "180B"), (5.826e15, "5.8P"),
+])
+def test_human_count_writes_counts_as_people_do(n, text):
+    assert book.human_count(n) == text
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf")])
+def test_human_count_refuses_what_is_not_a_count(bad):
+    with pytest.raises(ValueError, match="count"):
+        book.human_count(bad)
