@@ -64,7 +64,7 @@ def test_the_committed_record_when_the_cache_has_none(lesson_times, lessons, tmp
                       {"02_second.md": entry(30, runs=0), "01_first.md": entry(61.6, warm_seconds=4.2)})
     text = lesson_times.lesson_times_markdown(tmp_path / "missing.json", committed, lessons)
     assert rows(text) == ["| The first lesson | 62 | 1 | 4 |",
-                          "| The second lesson | 30 | none: all from the cache |  |"]
+                          "| The second lesson | 30 | 0 |  |"]
     assert "`book/lesson-times.json`" in text and "no record of its own" in text
 
 
@@ -74,7 +74,7 @@ def test_a_lesson_missing_from_the_record_has_a_row_that_says_so(lesson_times, l
     text = lesson_times.lesson_times_markdown(cache, tmp_path / "none.json", lessons)
     table = [line for line in text.splitlines() if line.startswith("| ") and "Lesson" not in line]
     assert table == ["| The first lesson | not in the record | | |",
-                     "| The second lesson | 8 | none: all from the cache |  |",
+                     "| The second lesson | 8 | 0 |  |",
                      "| A new lesson | not in the record | | |"]
 
 

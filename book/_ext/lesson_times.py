@@ -80,7 +80,7 @@ def _runs(entry: dict) -> str:
     n = entry.get("runs_trained")
     if n is None:
         return "not recorded"
-    return "none: all from the cache" if n == 0 else str(n)
+    return str(n)
 
 
 def lesson_times_markdown(cache_file: Path, committed_file: Path = COMMITTED,
