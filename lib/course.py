@@ -259,3 +259,85 @@ def course_run(device: str = "auto", verbose: bool = True, progress: bool = Fals
                             callback_interval=max(1, config.max_steps // 4), verbose=verbose,
                             retrain=retrain)
     return trainer, corpus
+
+
+# --------------------------------------------------------------------------- held-out blocks
+
+
+@dataclasses.dataclass
+class HeldOut:
+    """A training split with blocks held out of it (`hold_out_blocks`).
+
+    `train` is what a run trains on: the kept pieces of the split joined in order. `held_out`
+    are the blocks it never sees (the same plays as the training text), and `seen` a block of
+    kept text of the same length right after each one, to score the trained-on text the same
+    way. `held_spans` and `kept_spans` are the (start, end) positions of both in the split.
+    """
+
+    train: torch.Tensor
+    held_out: list[torch.Tensor]
+    seen: list[torch.Tensor]
+    held_spans: list[tuple[int, int]]
+    kept_spans: list[tuple[int, int]]
+
+
+def hold_out_blocks(split: torch.Tensor, n_blocks: int = 40, block_len: int = 2000,
+                    seed: int = 0) -> HeldOut:
+    """Hold `n_blocks` blocks of `block_len` tokens out of a training split, one in each of
+    `n_blocks` equal stretches of it, at a seeded random place in the stretch.
+
+    The held-out text is cut out, not masked: the kept pieces are joined, so no window a run
+    draws from `train` holds a held-out token. A window may span the seam where a block was
+    cut (kept text on both sides), about `n_blocks * block_size` of the windows, a tiny share.
+    """
+    stretch = len(split) // n_blocks
+    if n_blocks < 1 or block_len < 1 or stretch < 2 * block_len:
+        raise ValueError(f"{n_blocks} blocks of {block_len} tokens, each with a seen block as "
+                         f"long beside it, need a split of at least {2 * n_blocks * block_len} "
+                         f"tokens; this one has {len(split)}")
+    rng = torch.Generator().manual_seed(seed)
+    held, kept, start = [], [], 0
+    for i in range(n_blocks):
+        at = i * stretch + int(torch.randint(stretch - 2 * block_len + 1, (1,), generator=rng))
+        held.append((at, at + block_len))
+        kept.append((start, at))
+        start = at + block_len
+    kept.append((start, len(split)))
+    kept = [(a, b) for a, b in kept if b > a]
+    return HeldOut(train=torch.cat([split[a:b] for a, b in kept]),
+                   held_out=[split[a:b] for a, b in held],
+                   seen=[split[b:b + block_len] for _, b in held],
+                   held_spans=held, kept_spans=kept)
+
+
+@torch.no_grad()
+def blocks_loss(model, blocks: list[torch.Tensor], batch_size: int = 64, device=None,
+                dtype=None) -> float:
+    """Mean loss over blocks of text, each cut into non-overlapping windows of the model's
+    block_size (as `split_loss` cuts a split); no window crosses from one block to another."""
+    from .data import WindowDataset
+    from .evaluation import estimate_loss
+
+    device = device or next(model.parameters()).device
+    windows = torch.utils.data.ConcatDataset(
+        [WindowDataset(b, model.config.block_size) for b in blocks])
+    loader = torch.utils.data.DataLoader(windows, batch_size=batch_size, shuffle=False)
+    return estimate_loss(model, loader, device, dtype, weighted=True)
+
+
+def gap_recorder(held: HeldOut, val: torch.Tensor, at_steps):
+    """A callback for `Trainer.run` that scores, at the given steps, the seen blocks, the
+    held-out blocks and the whole validation split, into `trainer.history["gap_parts"]` (rows
+    of step, seen, held_out, val): seen -> held_out is memorisation, held_out -> val the split."""
+    at_steps = set(at_steps)
+
+    def record(trainer) -> None:
+        if trainer.step not in at_steps:
+            return
+        score = lambda blocks: blocks_loss(trainer.model, blocks, device=trainer.device,  # noqa: E731
+                                           dtype=trainer.dtype)
+        trainer.history.setdefault("gap_parts", []).append(
+            {"step": trainer.step, "seen": score(held.seen), "held_out": score(held.held_out),
+             "val": score([val])})
+
+    return record

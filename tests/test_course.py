@@ -158,3 +158,60 @@ def test_run_key_changes_with_what_decides_the_run_and_only_with_that(small_corp
     ]
     assert len({key, *others}) == 1 + len(others)
 
+
+# --------------------------------------------------------------------------- held-out blocks
+
+
+def test_held_out_blocks_cover_the_split_exactly_and_are_never_trained_on():
+    split = torch.arange(10_000)  # every token its own position: where each came from is plain
+    held = course.hold_out_blocks(split, n_blocks=7, block_len=300, seed=3)
+    spans = sorted(held.held_spans + held.kept_spans)
+    assert spans[0][0] == 0 and spans[-1][1] == len(split)
+    assert all(a < b for a, b in spans) and all(b == c for (_, b), (c, _) in zip(spans, spans[1:]))
+    pieces = {a: split[a:b] for a, b in spans}
+    assert torch.equal(torch.cat([pieces[a] for a in sorted(pieces)]), split)  # nothing lost
+    held_ids = torch.cat(held.held_out)
+    assert len(held.held_out) == 7 and all(len(b) == 300 for b in held.held_out)
+    assert len(held.train) + len(held_ids) == len(split)
+    # No window drawn from the training text holds a held-out token (cut out, not masked).
+    T = 16
+    windows = held.train.unfold(0, T + 1, 1)
+    assert not torch.isin(windows, held_ids).any()
+    # The seen blocks are trained-on text of the same length, one after each held-out block.
+    assert all(len(b) == 300 and torch.isin(b, held.train).all() for b in held.seen)
+    assert [int(b[0]) for b in held.seen] == [end for _, end in held.held_spans]
+    again = course.hold_out_blocks(split, n_blocks=7, block_len=300, seed=3)
+    assert again.held_spans == held.held_spans  # seeded
+    assert course.hold_out_blocks(split, n_blocks=7, block_len=300, seed=4).held_spans != held.held_spans
+
+
+def test_hold_out_blocks_refuses_a_split_too_short():
+    with pytest.raises(ValueError, match="need a split of at least 1200 tokens"):
+        course.hold_out_blocks(torch.arange(1000), n_blocks=2, block_len=300)
+
+
+def test_blocks_loss_scores_windows_inside_each_block(small_corpus):
+    from lib.evaluation import split_loss
+    from lib.model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(tiny_model_config(small_corpus.tokenizer.vocab_size)).eval()
+    T = model.config.block_size
+    ids = small_corpus.train
+    assert course.blocks_loss(model, [ids]) == pytest.approx(split_loss(model, ids))
+    a, b = ids[: 5 * T + 1], ids[5 * T + 1: 9 * T + 2]  # 5 and 4 whole windows
+    la, lb = split_loss(model, a), split_loss(model, b)
+    assert course.blocks_loss(model, [a, b]) == pytest.approx((5 * la + 4 * lb) / 9)
+
+
+def test_gap_recorder_scores_the_three_texts_at_the_steps_asked(small_corpus):
+    held = course.hold_out_blocks(small_corpus.train, n_blocks=2, block_len=100)
+    mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
+    carved = CharCorpus(small_corpus.text, small_corpus.tokenizer, held.train, small_corpus.val, "t")
+    from lib.trainer import Trainer
+
+    trainer = Trainer(mc, tiny_train_config(max_steps=4, warmup_steps=1), carved.train, carved.val, carved.tokenizer)
+    trainer.run(callback=course.gap_recorder(held, carved.val, (0, 4)), callback_interval=2)
+    rows = trainer.history["gap_parts"]
+    assert [r["step"] for r in rows] == [0, 4]
+    assert rows[-1]["val"] == pytest.approx(course.blocks_loss(trainer.model, [carved.val]))
