@@ -188,9 +188,7 @@ def step_phrase(t: StepTiming) -> str:
     """The explanation of a step's MFU, chosen by the case the measurement is in."""
     if t.busy:
         if t.others is not None and t.others > OTHERS_BUSY:
-            what = (f"other programs kept {t.others:.1f} of its {t.cores} cores busy on average, "
-                    "and PyTorch's many small operations, each waiting for its slowest thread, "
-                    "suffer far more from that than one large matrix multiply does")
+            what = f"other programs kept {t.others:.1f} of its {t.cores} cores busy on average"
         else:
             lo, hi = min(t.peak_rounds) / 1e9, max(t.peak_rounds) / 1e9
             what = (f"from one round to the next its matrix-multiply rate moved between {lo:.3g} "
