@@ -284,5 +284,4 @@ def run_phrase(s: RunSpeed) -> str:
         return ("The clock is somewhat slower than the median: the slowest steps (another "
                 "program taking a core for a moment, Python collecting garbage) pull the mean "
                 "below the median, which is the speed to expect.")
-    return ("The two agree: the steps ran at close to their median rate all through, and the "
-            "rest of the run's time went to the evaluations.")
+    return "The two agree: the steps ran at close to their median rate all through."
