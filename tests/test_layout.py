@@ -11,7 +11,8 @@ MAX_LINES = 450
 FLOORS = {
     0: {"checks"},
     1: {"model", "data", "device", "schedules", "sampling", "baselines", "stats"},
-    2: {"config", "optim", "evaluation", "checkpoint", "trainer", "landscape", "pretrained"},
+    2: {"config", "optim", "evaluation", "checkpoint", "trainer", "landscape", "pretrained",
+        "timing"},
     3: {"course", "book", "quiz", "plotting", "widgets"},
     4: {"cli", "bench", "train", "sample", "__init__"},
 }
