@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt
 import matplotlib.text
 import numpy as np
 
+from . import checks
+
 # One colour per role, used by every lesson (colour-blind-safe, from the Okabe-Ito palette).
 TRAIN = "#0072B2"  # blue: training data / training loss
 VAL = "#D55E00"  # vermillion: validation data / validation loss
@@ -165,8 +167,7 @@ def ema(values, beta: float = 0.98):
     ema[t] = (1 - beta) * sum_k beta^k * values[t - k], divided by (1 - beta^(t + 1)).
     With beta = 0.98 it averages over roughly the last 1 / (1 - beta) = 50 values.
     """
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta must be in [0, 1), got {beta}")
+    checks.number("beta", beta, 0.0, 1.0, high_open=True)
     out, avg = [], 0.0
     for t, v in enumerate(values):
         avg = beta * avg + (1 - beta) * v

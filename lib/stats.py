@@ -19,6 +19,8 @@ import re
 import statistics
 from dataclasses import dataclass
 
+from . import checks
+
 
 @dataclass(frozen=True)
 class Spread:
@@ -104,7 +106,6 @@ def known_word_share(text: str, vocabulary: set[str]) -> float:
 
 def distinct_ngrams(text: str, n: int) -> float:
     """Share of the n-character pieces of a text that differ from each other (1.0: no repeats)."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    checks.integer("n", n, 1)
     grams = [text[i : i + n] for i in range(len(text) - n + 1)]
     return len(set(grams)) / len(grams) if grams else float("nan")

@@ -25,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from . import checks
 from .device import sync
 
 # Rounds whose slowest is this many times slower than their fastest were not measured on a
@@ -161,11 +162,9 @@ def time_step(step: Callable[[], object], flops_per_step: float, device, dtype=N
     then `rounds` rounds, each a short measurement of the rate followed by `steps` steps.
     Alternating the two, round by round, means that a moment when the machine is busy slows
     both, and their medians compare like with like."""
-    for name, value in (("rounds", rounds), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not flops_per_step > 0:
-        raise ValueError(f"flops_per_step must be > 0, got {flops_per_step!r}")
+    checks.integer("rounds", rounds, 1)
+    checks.integer("steps", steps, 1)
+    checks.number("flops_per_step", flops_per_step, 0, low_open=True)
     device = torch.device(device)
     for _ in range(warmup):
         step()
