@@ -98,6 +98,42 @@ def check_writable(path: str | os.PathLike) -> Path:
     return target
 
 
+def lock_run(path: str | os.PathLike):
+    """Take the lock of the run whose checkpoint is at `path` (a folder gets ckpt.pt.lock), for
+    as long as the returned file stays open: a second run into the same folder is refused with
+    a CheckpointError instead of replacing the first one's checkpoint. The lock is the
+    operating system's (flock), so it ends with its process, however that dies: a killed run
+    leaves no stale lock. The lock file itself stays (harmless; removing it would race). On a
+    system without flock (Windows) nothing is locked and None is returned."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    target = checkpoint_file(path)
+    lock_path = target.with_name(target.name + ".lock")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock_path, "a+")
+    except OSError as err:
+        raise CheckpointError(f"Cannot write in {target.parent}: {err.strerror or err}. "
+                              "Choose a folder you can write to.") from None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read(20).strip()
+        f.close()
+        raise CheckpointError(
+            f"{target.parent} is in use by another training run"
+            f"{f' (process {holder})' if holder.isdigit() else ''}, which saves its checkpoint "
+            "there: wait for it to end, or choose another --out.") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """Write `state` to `path` (a file, or a folder that gets `ckpt.pt`) atomically.
 
