@@ -127,6 +127,8 @@ class _StopOnSignals:
             for name in self.SIGNALS:
                 if hasattr(signal, name):
                     sig = getattr(signal, name)
+                    if name == "SIGHUP" and signal.getsignal(sig) == signal.SIG_IGN:
+                        continue  # started with nohup: the run is meant to outlive the terminal
                     self.previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -267,6 +267,23 @@ def test_closing_the_terminal_saves_the_step_and_the_run_resumes(text_file, tmp_
     assert res.returncode == 0 and f"Resuming from step {step} of {step + 3}" in res.stdout, res.stderr
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
+def test_a_run_started_with_nohup_keeps_ignoring_sighup():
+    class Trainer:
+        is_main = True
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does
+    try:
+        with cli._StopOnSignals(Trainer()):
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with cli._StopOnSignals(Trainer()) as stop:
+            assert signal.getsignal(signal.SIGHUP) == stop._handle
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # put back
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="the run's lock is flock, POSIX only")
 def test_a_second_run_into_the_same_folder_is_refused_while_the_first_trains(text_file, tmp_path):
     out = tmp_path / "run"
