@@ -6,6 +6,7 @@ it loads with `torch.load(..., weights_only=True)`: loading never runs code from
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
@@ -20,7 +21,7 @@ from .device import check_memory, pick_device
 from .model import GPT, GPTConfig
 
 CHECKPOINT_FILE = "ckpt.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a sha256 of the tensors ("checksum"); version 1 had none, and still loads
 
 
 class CheckpointError(RuntimeError):
@@ -97,6 +98,42 @@ def check_writable(path: str | os.PathLike) -> Path:
     return target
 
 
+def lock_run(path: str | os.PathLike):
+    """Take the lock of the run whose checkpoint is at `path` (a folder gets ckpt.pt.lock), for
+    as long as the returned file stays open: a second run into the same folder is refused with
+    a CheckpointError instead of replacing the first one's checkpoint. The lock is the
+    operating system's (flock), so it ends with its process, however that dies: a killed run
+    leaves no stale lock. The lock file itself stays (harmless; removing it would race). On a
+    system without flock (Windows) nothing is locked and None is returned."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    target = checkpoint_file(path)
+    lock_path = target.with_name(target.name + ".lock")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock_path, "a+")
+    except OSError as err:
+        raise CheckpointError(f"Cannot write in {target.parent}: {err.strerror or err}. "
+                              "Choose a folder you can write to.") from None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read(20).strip()
+        f.close()
+        raise CheckpointError(
+            f"{target.parent} is in use by another training run"
+            f"{f' (process {holder})' if holder.isdigit() else ''}, which saves its checkpoint "
+            "there: wait for it to end, or choose another --out.") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """Write `state` to `path` (a file, or a folder that gets `ckpt.pt`) atomically.
 
@@ -120,16 +157,20 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
         remove_stale_temporary_files(target)
         fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            state = {**state, "format_version": FORMAT_VERSION}
+            state["checksum"] = tensor_checksum(state)  # over the tensors, as they are written
+            torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)  # atomic on POSIX and Windows
         tmp = None
         _fsync_folder(target.parent)  # the rename itself reaches the disk before we return
     except (OSError, RuntimeError) as err:  # a full disk, a read-only folder: the old one stays
+        # torch's zip writer reports a full disk as a RuntimeError, which has no strerror
+        cause = getattr(err, "strerror", None) or str(err).splitlines()[0][:200] or repr(err)
         raise CheckpointError(
-            f"Could not save the checkpoint {target}: {err.strerror or err}. The previous "
-            "checkpoint there, if any, is unchanged; free some space or choose another folder."
+            f"Could not save the checkpoint {target}: {cause}. The previous checkpoint there, "
+            "if any, is unchanged; free some space or choose another folder."
         ) from err
     finally:
         if tmp is not None and os.path.exists(tmp):
@@ -212,7 +253,56 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         ) from err
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{target} is a PyTorch file but not a checkpoint of this course.")
+    _check_version_and_checksum(state, target)
     return state
+
+
+def tensor_checksum(state) -> str:
+    """A sha256 over every tensor in `state` (nested dicts, lists and tuples), in a fixed
+    order: each tensor's place in the state, dtype, shape and raw bytes. The "checksum" entry
+    itself is left out. Saved with the checkpoint and compared on loading, it catches a byte
+    changed inside a tensor, which torch.load does not notice (nothing reads the zip's CRCs).
+    Its cost, measured on the CPU preset's checkpoint (5 MB: weights and AdamW moments) on a
+    busy 2-core machine: 18-34 ms per save and per load, about what torch.save itself takes
+    (31-55 ms); nothing beside a training run of minutes."""
+    digest = hashlib.sha256()
+    for where, t in _tensors(state, ""):
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return "sha256:" + digest.hexdigest()
+
+
+def _tensors(obj, where: str):
+    """(place, tensor) for every tensor in `obj`, dict keys in sorted order."""
+    if torch.is_tensor(obj):
+        yield where, obj
+    elif isinstance(obj, dict):
+        for key in sorted(obj, key=repr):
+            if not (where == "" and key == "checksum"):
+                yield from _tensors(obj[key], f"{where}/{key!r}")
+    elif isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            yield from _tensors(item, f"{where}/{i}")
+
+
+def _check_version_and_checksum(state: dict, target: Path) -> None:
+    """Refuse a checkpoint of a newer format than this code reads, and one whose tensors are
+    not the bytes that were saved. A checkpoint of version 1 (before checksums) still loads."""
+    version = state["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{target}: its format version is {version!r:.40}, not a version "
+                              "number: the file is damaged.")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{target} was written by a newer version of the course (checkpoint format "
+            f"{version}; this code reads up to {FORMAT_VERSION}): update the course (git pull, "
+            "then pip install -e .) to load it.")
+    if version >= 2 and state.get("checksum") != tensor_checksum(state):
+        raise CheckpointError(
+            f"{target} is damaged: its tensors are not the bytes that were saved (the checksum "
+            "differs). Use another copy of the checkpoint, or train the run again.")
 
 
 MAX_STEP = 10**12  # no run takes more steps; a larger count in a checkpoint means damage

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import checks, data
-from .checkpoint import CheckpointError, check_writable, load_checkpoint, load_model
+from .checkpoint import CheckpointError, check_writable, load_checkpoint, load_model, lock_run
 from .config import MAX_SEED
 from .course import PRESETS
 from .data import corpus_record, load_corpus, resume_corpus
@@ -103,13 +103,15 @@ class _StopOnSignals:
     (it then saves); a second signal while stopping is acknowledged, not obeyed, so the save
     completes. Outside the main thread (where signals cannot be caught) it does nothing."""
 
-    SIGNALS = ("SIGINT", "SIGTERM")
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # SIGHUP: the terminal was closed (POSIX only)
 
     def __init__(self, trainer: Trainer):
         self.trainer, self.previous, self.received = trainer, {}, None
 
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
+        if name == "SIGHUP":  # the terminal is gone: writing to it fails, which must not stop the save
+            sys.stdout, sys.stderr = _Unfailing(sys.stdout), _Unfailing(sys.stderr)
         if self.received is None:
             self.received = signum
             self.trainer.request_stop(name)
@@ -125,12 +127,37 @@ class _StopOnSignals:
             for name in self.SIGNALS:
                 if hasattr(signal, name):
                     sig = getattr(signal, name)
+                    if name == "SIGHUP" and signal.getsignal(sig) == signal.SIG_IGN:
+                        continue  # started with nohup: the run is meant to outlive the terminal
                     self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+class _Unfailing:
+    """A stream whose writes and flushes never raise: after the terminal was closed (SIGHUP)
+    they fail with EIO or a broken pipe, and a message nobody can read is dropped instead."""
+
+    def __init__(self, stream):
+        self.stream = stream.stream if isinstance(stream, _Unfailing) else stream
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 def _configs_for(args: dict, model_over: dict, train_over: dict):
@@ -186,10 +213,12 @@ def train_main(argv: list[str] | None = None) -> None:
     if Path(train_over["out_dir"]).exists() and not Path(train_over["out_dir"]).is_dir():
         fail(parser, ValueError(f"--out {train_over['out_dir']} is a file; --out (TrainConfig."
                                 "out_dir) names the folder that holds ckpt.pt: choose a folder"))
-    trainer = None
+    trainer = lock = None
     try:
         state = _configs_for(args, model_over, train_over)
         out = train_over["out_dir"]
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 holds it for all
+            lock = lock_run(out)  # a second run into the same --out is refused, until this ends
         if state is None and not args["overwrite"]:
             _refuse_to_replace_a_run(out)
         if state is not None:
@@ -222,6 +251,9 @@ def train_main(argv: list[str] | None = None) -> None:
         saved = "" if trainer is None else " (a checkpoint saved earlier in --out is intact)"
         print(f"\nInterrupted before training began; nothing new was saved{saved}.", file=sys.stderr)
         sys.exit(130)
+    finally:
+        if lock is not None:
+            lock.close()  # the checkpoint is final: another run may use the folder
     cleanup_runtime()
     if not trainer.is_main:
         if stop.received:

@@ -83,19 +83,31 @@ def check(questions: list[dict], where: str = "quiz") -> None:
         raise ValueError(f"{where}: a quiz is a list of 3 to 6 questions")
     for i, q in enumerate(questions, 1):
         name = f"{where}, question {i}"
+        if not isinstance(q, dict):
+            raise ValueError(f"{name}: a question is an object with the fields {sorted(_FIELDS)}, "
+                             f"got {type(q).__name__} {q!r:.40}")
         if set(q) - _FIELDS or "question" not in q or "answers" not in q:
             raise ValueError(f"{name}: the fields are {sorted(_FIELDS)} ('type' and "
                              f"'literals' optional), got {sorted(q)}")
         kind = q.get("type", "multiple_choice")
         if kind not in ("multiple_choice", "many_choice"):
             raise ValueError(f"{name}: type must be multiple_choice or many_choice, got {kind!r}")
+        _check_text(q["question"], f"{name}: the question")
+        literals = q.get("literals", [])
+        if not isinstance(literals, list) or not all(isinstance(n, str) for n in literals):
+            raise ValueError(f"{name}: 'literals' is a list of numbers written as strings "
+                             f"(\"128\"), got {literals!r:.60}")
         answers = q["answers"]
-        if len(answers) < 2:
-            raise ValueError(f"{name}: needs at least two answers")
+        if not isinstance(answers, list) or len(answers) < 2:
+            raise ValueError(f"{name}: 'answers' is a list of at least two answers, "
+                             f"got {answers!r:.60}")
         for j, a in enumerate(answers, 1):
-            if set(a) != _ANSWER_FIELDS or not isinstance(a["correct"], bool):
+            if (not isinstance(a, dict) or set(a) != _ANSWER_FIELDS
+                    or not isinstance(a["correct"], bool)):
                 raise ValueError(f"{name}, answer {j}: needs exactly {sorted(_ANSWER_FIELDS)}, "
-                                 f"'correct' true or false, got {a}")
+                                 f"'correct' true or false, got {a!r:.200}")
+            _check_text(a["answer"], f"{name}, answer {j}")
+            _check_text(a["feedback"], f"{name}, answer {j}'s feedback")
             if not a["feedback"].strip():
                 raise ValueError(f"{name}, answer {j}: the feedback must explain the answer")
         right = sum(a["correct"] for a in answers)
@@ -121,6 +133,13 @@ def check(questions: list[dict], where: str = "quiz") -> None:
                     f"lesson's run must be a {{placeholder}} naming a glued value (or, for a given "
                     f"of the question itself, list it in the question's \"literals\")")
             placeholders(text)
+
+
+def _check_text(text, name: str) -> None:
+    """A question, answer or feedback is a string (JSON's numbers and null are refused)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be text (a JSON string), got {type(text).__name__} "
+                         f"{text!r:.40}")
 
 
 def _strip_placeholders(text: str) -> str:

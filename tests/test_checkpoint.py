@@ -127,3 +127,121 @@ def test_save_flushes_the_file_and_then_its_folder(tmp_path, monkeypatch):
                                                  real_fsync(fd))[1])
     ckpt.save_checkpoint({"step": 1}, tmp_path / "run")
     assert flushed == [False, True]  # the temporary file's bytes, then the folder's new entry
+
+
+# --------------------------------------------------------------------------- damaged bytes (#42)
+
+
+def _flip_a_byte_inside_a_tensor(path):
+    """Flip one byte in the middle of the largest tensor's raw bytes in the checkpoint's zip,
+    leaving the archive itself readable (torch.load reads no CRC)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename),
+                   key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26: info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    raw[start + info.file_size // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+
+
+def test_a_byte_flipped_inside_a_tensor_is_refused(saved):
+    ckpt.load_checkpoint(saved)  # whole, it loads
+    _flip_a_byte_inside_a_tensor(saved / "ckpt.pt")
+    with pytest.raises(ckpt.CheckpointError, match="is damaged: its tensors") as err:
+        ckpt.load_checkpoint(saved)
+    assert len(str(err.value).splitlines()) == 1
+    with pytest.raises(ckpt.CheckpointError, match="is damaged"):
+        load_model(saved, device="cpu")
+
+
+def test_the_checksum_covers_every_tensor_and_nothing_else(saved):
+    state = ckpt.load_checkpoint(saved)
+    assert state["checksum"] == ckpt.tensor_checksum(state)
+    state["optimizer"]["state"][0]["exp_avg"][0, 0] += 1  # deep inside the optimizer's state
+    assert state["checksum"] != ckpt.tensor_checksum(state)
+    assert ckpt.tensor_checksum({"a": torch.zeros(2)}) != ckpt.tensor_checksum({"b": torch.zeros(2)})
+    assert ckpt.tensor_checksum({"a": torch.zeros(2)}) != ckpt.tensor_checksum({"a": torch.zeros(1, 2)})
+    assert ckpt.tensor_checksum({"a": torch.zeros(2), "step": 1}) == \
+        ckpt.tensor_checksum({"a": torch.zeros(2), "step": 2, "checksum": "x"})
+
+
+def test_a_checkpoint_of_a_newer_format_is_refused(saved):
+    state = ckpt.load_checkpoint(saved)
+    torch.save({**state, "format_version": ckpt.FORMAT_VERSION + 1}, saved / "ckpt.pt")
+    with pytest.raises(ckpt.CheckpointError, match="newer version of the course.*update"):
+        ckpt.load_checkpoint(saved)
+    torch.save({**state, "format_version": "2"}, saved / "ckpt.pt")
+    with pytest.raises(ckpt.CheckpointError, match="not a version number"):
+        ckpt.load_checkpoint(saved)
+
+
+def test_a_checkpoint_of_version_1_without_a_checksum_still_loads_and_resumes(saved, small_corpus):
+    state = ckpt.load_checkpoint(saved)
+    del state["checksum"]
+    torch.save({**state, "format_version": 1}, saved / "ckpt.pt")
+    assert ckpt.load_checkpoint(saved)["step"] == 3
+    t = Trainer.resume(saved, small_corpus.train, small_corpus.val, max_steps=5)
+    t.run()
+    assert ckpt.load_checkpoint(saved)["format_version"] == ckpt.FORMAT_VERSION  # saved anew
+    state = ckpt.load_checkpoint(saved)  # a version 2 file whose checksum is lost is damaged
+    del state["checksum"]
+    torch.save(state, saved / "ckpt.pt")
+    with pytest.raises(ckpt.CheckpointError, match="is damaged"):
+        ckpt.load_checkpoint(saved)
+
+
+# --------------------------------------------------------------------------- full disks (#42)
+
+
+def test_torch_failing_to_write_is_one_clear_error_and_keeps_the_previous_checkpoint(saved,
+                                                                                    monkeypatch):
+    before = (saved / "ckpt.pt").read_bytes()
+
+    def full_disk(obj, f, *a, **k):  # what torch's zip writer raises on a full disk
+        f.write(b"part of a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(ckpt.CheckpointError) as err:
+        ckpt.save_checkpoint({"step": 99}, saved)
+    monkeypatch.undo()
+    message = str(err.value)
+    assert str(saved / "ckpt.pt") in message and "unexpected pos" in message
+    assert "unchanged" in message and len(message.splitlines()) == 1
+    assert (saved / "ckpt.pt").read_bytes() == before
+    assert [p.name for p in saved.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real file system of 1 MB (tmpfs), or a skip where mounting one is not permitted."""
+    import shutil
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.name != "posix" or not shutil.which("mount"):
+        pytest.skip("no mount here")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_real_full_disk_is_one_clear_error_and_keeps_the_previous_checkpoint(tiny_disk):
+    ckpt.save_checkpoint({"step": 1, "w": torch.zeros(1000)}, tiny_disk)
+    before = (tiny_disk / "ckpt.pt").read_bytes()
+    with pytest.raises(ckpt.CheckpointError, match="Could not save the checkpoint .*ckpt.pt") as err:
+        ckpt.save_checkpoint({"step": 2, "w": torch.zeros(1_000_000)}, tiny_disk)  # 4 MB
+    assert len(str(err.value).splitlines()) == 1
+    assert (tiny_disk / "ckpt.pt").read_bytes() == before
+    assert ckpt.load_checkpoint(tiny_disk)["step"] == 1
+    assert [p.name for p in tiny_disk.iterdir()] == ["ckpt.pt"]

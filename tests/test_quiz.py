@@ -87,6 +87,18 @@ def _good() -> list[dict]:
     (lambda q: q[0].update(type="essay"), "multiple_choice or many_choice"),
     (lambda q: q[0]["answers"][0].update(correct="yes"), "'correct' true or false"),
     (lambda q: q.__delitem__(slice(2, None)), "3 to 6 questions"),
+    # wrong JSON types: one line each, never a TypeError (#42)
+    (lambda q: q.__setitem__(0, 42), "a question is an object"),
+    (lambda q: q[0].update(question=42), "the question must be text"),
+    (lambda q: q[0].update(question=None), "the question must be text"),
+    (lambda q: q[0].update(answers=None), "'answers' is a list"),
+    (lambda q: q[0].update(answers=7), "'answers' is a list"),
+    (lambda q: q[0]["answers"].__setitem__(0, "yes"), "answer 1: needs exactly"),
+    (lambda q: q[0]["answers"][0].update(answer=3), "answer 1 must be text"),
+    (lambda q: q[0]["answers"][0].update(feedback=3), "answer 1's feedback must be text"),
+    (lambda q: q[0]["answers"][0].update(feedback=None), "answer 1's feedback must be text"),
+    (lambda q: q[0].update(literals=[128]), "'literals' is a list"),
+    (lambda q: q[0].update(literals="128"), "'literals' is a list"),
 ])
 def test_a_spoilt_answer_key_is_refused_with_the_fix(spoil, message):
     questions = _good()

@@ -246,6 +246,72 @@ def test_exit_codes_and_a_second_ctrl_c_while_saving(text_file, tmp_path):
     assert not list((tmp_path / "twice").glob("*.tmp"))
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
+def test_closing_the_terminal_saves_the_step_and_the_run_resumes(text_file, tmp_path):
+    """SIGHUP (the terminal closed) is handled as SIGTERM, even though the terminal is gone:
+    here its pipes are closed before the signal, so every later write to it fails."""
+    common = ["--data", str(text_file), "--max-steps", "100000", *TINY]
+    out = tmp_path / "hup"
+    proc = _start(*common, "--out", str(out))
+    line = proc.stdout.readline()
+    assert line.startswith("Training"), line + proc.stderr.read()
+    time.sleep(1.0)
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=120) == 128 + signal.SIGHUP  # 129, the shell's convention
+    step = ckpt.load_checkpoint(out)["step"]
+    assert 0 < step < 100000
+    assert not list(out.glob("*.tmp"))
+    res = run("lib.train", "--resume", "--out", str(out), "--max-steps", str(step + 3))
+    assert res.returncode == 0 and f"Resuming from step {step} of {step + 3}" in res.stdout, res.stderr
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
+def test_a_run_started_with_nohup_keeps_ignoring_sighup():
+    class Trainer:
+        is_main = True
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does
+    try:
+        with cli._StopOnSignals(Trainer()):
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with cli._StopOnSignals(Trainer()) as stop:
+            assert signal.getsignal(signal.SIGHUP) == stop._handle
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # put back
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the run's lock is flock, POSIX only")
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_trains(text_file, tmp_path):
+    out = tmp_path / "run"
+    common = ["--data", str(text_file), "--out", str(out), *TINY]
+    first = _start(*common, "--max-steps", "100000")
+    line = first.stdout.readline()
+    assert line.startswith("Training"), line + first.stderr.read()
+    for extra in ([], ["--overwrite"]):
+        res = run("lib.train", *common, "--max-steps", "10", *extra)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert f"{out} is in use by another training run (process {first.pid})" in res.stderr
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
+    assert first.returncode == 130
+    step = ckpt.load_checkpoint(out)["step"]
+    res = run("lib.train", "--resume", "--out", str(out), "--max-steps", str(step + 2))
+    assert res.returncode == 0, res.stderr  # the lock ended with its run
+
+    killed = _start(*common, "--overwrite", "--max-steps", "100000")
+    line = killed.stdout.readline()
+    assert line.startswith("Training"), line + killed.stderr.read()
+    killed.kill()  # no handler runs: the operating system drops its lock
+    killed.communicate(timeout=60)
+    res = run("lib.train", *common, "--overwrite", "--max-steps", "5")
+    assert res.returncode == 0, res.stderr
+
+
 def test_the_same_command_again_refuses_to_replace_the_run(text_file, tmp_path):
     common = ["--data", str(text_file), "--out", str(tmp_path / "run"), "--max-steps", "10", *TINY]
     assert run("lib.train", *common).returncode == 0
