@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from . import checks
 from .device import memory_budget_bytes
 
 CORPUS_FILE = "tinyshakespeare.txt"
@@ -200,8 +201,7 @@ def train_val_split(data: torch.Tensor, val_fraction: float = 0.1):
     The split is contiguous on purpose: neighbouring windows of text overlap, so a
     shuffled split would put almost every validation window's text in training too.
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    checks.number("val_fraction", val_fraction, 0.0, 1.0, low_open=True, high_open=True)
     n_train = int(len(data) * (1.0 - val_fraction))
     return data[:n_train], data[n_train:]
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from . import checks
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -188,10 +190,8 @@ def init_runtime(device: str | torch.device = "auto", dtype: str = "auto",
     """Set up a run: pick the device, join the process group under torchrun (each rank on its
     own GPU), choose the autocast dtype (`dtype`: a key of DTYPES), turn TF32 on for CUDA, and
     check that torch.compile can work (`compile`: auto = on CUDA only). Idempotent."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if compile not in COMPILE:
-        raise ValueError(f"compile must be one of {', '.join(COMPILE)}, got {compile!r}")
+    checks.choice("dtype", dtype, DTYPES)
+    checks.choice("compile", compile, COMPILE)
     dev = pick_device(device)
     rank, world_size = init_distributed(dev)  # (0, 1) unless under torchrun
     if world_size > 1 and dev.type == "cuda":

@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from . import checkpoint as ckpt
+from . import checks
 from .config import TrainConfig
 from .data import CharTokenizer, RandomWindows, get_batch, to_device
 from .device import (Runtime, autocast, check_memory, init_runtime, measured_peak_flops,
@@ -424,8 +425,7 @@ def steps_in_time(model_config: GPTConfig, config: TrainConfig, train_data, val_
     timed (after three to warm up), an allowance for the evaluations the run will make, and
     STEP_MARGIN. The timing trains a throwaway copy (with `optimizer`, the Trainer's part, when
     the run will have one); the run itself is untouched."""
-    if not seconds > 0:
-        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    checks.number("seconds", seconds, 0, low_open=True)
     probe = Trainer(model_config, dataclasses.replace(config, max_steps=10**9, warmup_steps=0,
                                                       max_time=0.0, progress=False, out_dir="",
                                                       checkpoint_interval=0),

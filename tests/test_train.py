@@ -341,7 +341,7 @@ def test_steps_in_time_counts_the_steps_and_evaluations_that_fit(monkeypatch):
     assert steps == pytest.approx(STEP_MARGIN * 45, rel=0.25)  # sleep overshoots a little
     # A budget too short for its evaluations still leaves the warmup and a step after it.
     assert steps_in_time(model_config, config, data, data[:2_000], 0.01) == 6
-    with pytest.raises(ValueError, match="seconds must be > 0"):
+    with pytest.raises(ValueError, match="seconds must be a finite number > 0"):
         steps_in_time(model_config, config, data, data[:2_000], 0.0)
 
 
