@@ -61,8 +61,12 @@ def run(module, *args, timeout=120, **kw):
 
 def _default_ctrl_c():
     # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT
-    # (no KeyboardInterrupt then). Tests that press Ctrl-C must not depend on how pytest was run.
+    # (no KeyboardInterrupt then); nohup starts them with SIGHUP ignored, which a run keeps
+    # ignoring on purpose. A process in a terminal has both at their defaults: tests that press
+    # Ctrl-C or close the terminal must not depend on how pytest was run.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def start(module, *args, **kw):
