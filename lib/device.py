@@ -108,6 +108,28 @@ def sync(device: torch.device) -> None:
 _PEAK: dict = {}
 
 
+def matmul_rate(device, dtype=None, seconds: float = 0.1) -> float:
+    """One short measurement, now, of the machine's matrix-multiply rate in FLOP/s (square
+    matrices, 1024 wide on a CPU and 8192 on a GPU), with no best-of and no cache, so that
+    rounds of it can alternate with what it is compared with (lib.timing)."""
+    device = torch.device(device)
+    n = 1024 if device.type == "cpu" else 8192
+    # A generator of its own: training must not depend on whether this measurement ran.
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)
+    b = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)
+    a @ b  # warm up
+    sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or reps < 2:
+        a @ b
+        reps += 1
+        if reps % 4 == 0:
+            sync(device)
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
 def measured_peak_flops(device: torch.device, dtype=None, seconds: float = 0.5, trials: int = 5) -> float:
     """The machine's matrix-multiply rate in FLOP/s, measured (once per process and device).
 
@@ -118,24 +140,7 @@ def measured_peak_flops(device: torch.device, dtype=None, seconds: float = 0.5, 
     device = torch.device(device)
     key = (str(device), dtype)
     if key not in _PEAK:
-        n = 1024 if device.type == "cpu" else 8192
-        # A generator of its own: training must not depend on whether this measurement ran.
-        g = torch.Generator(device=device).manual_seed(0)
-        a = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)
-        b = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)
-        a @ b  # warm up
-        sync(device)
-        best = 0.0
-        for _ in range(trials):
-            reps, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds / trials or reps < 2:
-                a @ b
-                reps += 1
-                if reps % 4 == 0:
-                    sync(device)
-            sync(device)
-            best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0))
-        _PEAK[key] = best
+        _PEAK[key] = max(matmul_rate(device, dtype, seconds / trials) for _ in range(trials))
     return _PEAK[key]
 
 

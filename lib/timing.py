@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 
 from . import checks
-from .device import sync
+from .device import matmul_rate, sync  # noqa: F401 - matmul_rate: time_step alternates it
 
 # Rounds whose slowest is this many times slower than their fastest were not measured on a
 # quiet machine: quiet, 5-step rounds on a CPU agree to some percent; another program that
@@ -46,27 +46,6 @@ QUIET = 1.15
 # The first tenth of a run's logged rates is left out of its median (warm-up: allocator,
 # kernels, the optimizer's state).
 WARMUP_SHARE = 0.1
-
-
-def matmul_rate(device, dtype=None, seconds: float = 0.1) -> float:
-    """One short measurement, now, of the machine's matrix-multiply rate in FLOP/s: the same
-    square matrices as `lib.device.measured_peak_flops`, timed once (no best-of, no cache), so
-    that rounds of it can alternate with what it is compared with."""
-    device = torch.device(device)
-    n = 1024 if device.type == "cpu" else 8192
-    g = torch.Generator(device=device).manual_seed(0)  # its own: training must not notice
-    a = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)
-    b = torch.randn(n, n, device=device, dtype=dtype or torch.float32, generator=g)
-    a @ b  # warm up
-    sync(device)
-    reps, t0 = 0, perf_counter()
-    while perf_counter() - t0 < seconds or reps < 2:
-        a @ b
-        reps += 1
-        if reps % 4 == 0:
-            sync(device)
-    sync(device)
-    return 2 * n**3 * reps / (perf_counter() - t0)
 
 
 def cpu_seconds() -> tuple[float, float] | None:
