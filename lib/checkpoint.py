@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .data import CharTokenizer
+from .tokenizer import tokenizer_from_dict
 from .device import check_memory, pick_device
 from .model import GPT, GPTConfig
 
@@ -349,5 +349,5 @@ def load_model(path, device: str = "auto"):
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: the weights do not fit their model config: {err}") from err
-    tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
+    tokenizer = tokenizer_from_dict(state.get("tokenizer"))
     return model.to(dev).eval(), tokenizer, state

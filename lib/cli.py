@@ -24,7 +24,7 @@ from .config import MAX_SEED
 from .course import PRESETS
 from .data import corpus_record, load_corpus, resume_corpus
 from .device import cleanup_runtime, init_runtime
-from .evaluation import split_loss
+from .evaluation import EVAL_TOKENS, evaluated_tokens, split_loss
 from .model import GPTConfig
 from .trainer import TrainConfig, Trainer, TrainingDiverged, steps_in_time
 
@@ -82,9 +82,19 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", default="shakespeare-char-cpu", choices=sorted(PRESETS),
                    help="the starting configuration (default: %(default)s)")
-    p.add_argument("--data", metavar="FILE",
-                   help="a UTF-8 text file to train on instead of Tiny Shakespeare (a resumed "
-                        "run reads the file it was trained on)")
+    p.add_argument("--data", metavar="PATH",
+                   help="what to train on instead of Tiny Shakespeare: a folder prepared by "
+                        "python -m lib.prepare, or a UTF-8 text file or folder of them, which is "
+                        "prepared first into the course's cache (a resumed run reads the corpus "
+                        "it was trained on)")
+    p.add_argument("--tokenizer", metavar="SPEC",
+                   help="with --data text: 'char' (default) or 'bpe:N', a byte-level BPE of N "
+                        "tokens trained on that text")
+    p.add_argument("--glob", metavar="PATTERN",
+                   help="with --data a folder of text: only the files matching PATTERN (e.g. '*.py')")
+    p.add_argument("--eval-tokens", type=int, default=EVAL_TOKENS, metavar="N",
+                   help="the final whole-split validation loss reads at most N tokens "
+                        "(default: %(default)s)")
     p.add_argument("--out", dest="out_dir", metavar="DIR",
                    help="folder for the checkpoint (default: out/PRESET)")
     start = p.add_mutually_exclusive_group()
@@ -215,6 +225,7 @@ def train_main(argv: list[str] | None = None) -> None:
                                 "out_dir) names the folder that holds ckpt.pt: choose a folder"))
     trainer = lock = None
     try:
+        checks.integer("--eval-tokens", args["eval_tokens"], 1)
         state = _configs_for(args, model_over, train_over)
         out = train_over["out_dir"]
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 holds it for all
@@ -228,7 +239,7 @@ def train_main(argv: list[str] | None = None) -> None:
                 print(f"Resuming from step {trainer.step} of {trainer.config.max_steps}"
                       f"{' on ' + data_path if data_path else ''}.")
         else:
-            data_path, corpus = args["data"], load_corpus(args["data"])
+            data_path, corpus = args["data"], _corpus(args)
             model_config = dataclasses.replace(
                 PRESETS[args["preset"]][0], **{"vocab_size": corpus.tokenizer.vocab_size, **model_over})
             config = dataclasses.replace(PRESETS[args["preset"]][1], **train_over)
@@ -270,12 +281,34 @@ def train_main(argv: list[str] | None = None) -> None:
     print(f"checkpoint: {trainer.checkpoint_path}", flush=True)
     try:
         full = split_loss(trainer.model, corpus.val, device=trainer.device, dtype=trainer.dtype,
-                          progress=trainer.config.progress)
+                          progress=trainer.config.progress, max_tokens=args["eval_tokens"])
     except KeyboardInterrupt:
         print("\nInterrupted while measuring the whole validation split; the checkpoint is saved.",
               file=sys.stderr)
         sys.exit(130)
-    print(f"val loss on the whole validation split ({len(corpus.val):,} tokens): {full:.4f}")
+    n, read = len(corpus.val), evaluated_tokens(len(corpus.val), args["eval_tokens"])
+    what = (f"the whole validation split ({n:,} tokens)" if read == n else
+            f"the first {read:,} of the validation split's {n:,} tokens (--eval-tokens sets it)")
+    print(f"val loss on {what}: {full:.4f}")
+
+
+def _corpus(args: dict):
+    """The corpus of a new run: --data (prepared, or text prepared now) or Tiny Shakespeare."""
+    if args["data"] is None:
+        if args["tokenizer"] not in (None, "char") or args["glob"]:
+            raise ValueError("--tokenizer and --glob apply to --data: Tiny Shakespeare is read "
+                             "with characters")
+        return load_corpus(None)
+    if data.is_prepared(args["data"]):
+        meta = data.read_meta(Path(args["data"]))
+        if args["tokenizer"] not in (None, meta["tokenizer"]) or args["glob"]:
+            raise ValueError(f"--data {args['data']} is prepared already (with --tokenizer "
+                             f"{meta['tokenizer']}): leave out --tokenizer and --glob, or point "
+                             "--data at the text itself")
+    if args["data"] is not None and not data.is_prepared(args["data"]):
+        print(f"Preparing {args['data']} (once; kept in the course's cache) ...", flush=True)
+    return load_corpus(args["data"], tokenizer_spec=args["tokenizer"] or "char",
+                       glob=args["glob"], progress=sys.stderr.isatty())
 
 
 def _refuse_to_replace_a_run(out: str) -> None:

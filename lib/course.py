@@ -117,7 +117,11 @@ def source_fingerprint(modules=COMPUTE_MODULES, root: Path | None = None) -> str
 
 
 def tensor_digest(t: torch.Tensor) -> str:
-    """sha256 of a tensor's dtype, shape and bytes: two splits with any token different differ."""
+    """sha256 of a tensor's dtype, shape and bytes: two splits with any token different differ.
+    A split read from a prepared corpus carries the sha256 its token file was written with
+    (lib.prepare), so it is not hashed again; a slice of it, a new tensor, is."""
+    if getattr(t, "_sha256", None):
+        return t._sha256
     t = t.detach().cpu().contiguous()
     digest = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
     digest.update(t.numpy().tobytes())

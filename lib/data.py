@@ -1,7 +1,9 @@
-"""The corpus and how a model sees it: download, tokenizer, split, batches.
+"""The corpus and how a model sees it: download, the corpus a run trains on, split, batches.
 
 Everything here is plain functions and small classes; importing this module
-downloads nothing. The corpus is fetched on the first call to `corpus_path()`.
+downloads nothing. The corpus is fetched on the first call to `corpus_path()`. Every corpus,
+Tiny Shakespeare included, is prepared once into token files (`lib.prepare`) and read back
+through a memory map; the tokenizers live in `lib.tokenizer` (re-exported here).
 
 Where the corpus comes from, in order:
 1. `COURSE_DATA_DIR` (environment variable, or the `data_dir` argument): a folder
@@ -15,15 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import checks
-from .device import memory_budget_bytes
+from .paths import cache_dir  # noqa: F401  (re-exported: lib.data.cache_dir)
+from .prepare import prepare
+from .tokenfiles import PrepareError, is_prepared, load_prepared, read_meta
+from .tokenizer import (BPETokenizer, CharTokenizer, gpt2_tokenizer,  # noqa: F401
+                        tokenizer_from_dict, train_bpe)
 
 CORPUS_FILE = "tinyshakespeare.txt"
 CORPUS_URL = (
@@ -34,16 +38,6 @@ CORPUS_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565e
 
 class CorpusError(RuntimeError):
     """The corpus could not be found, downloaded or verified."""
-
-
-def cache_dir() -> Path:
-    """The course's cache folder: `COURSE_CACHE_DIR`, else the user's cache folder."""
-    env = os.environ.get("COURSE_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import pooch  # imported lazily: importing lib stays cheap
-
-    return Path(pooch.os_cache("gpt-course"))
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -113,85 +107,6 @@ def corpus_path(data_dir: str | os.PathLike | None = None, downloader=None) -> P
     return Path(fetched)
 
 
-# --------------------------------------------------------------------------- tokenizer
-
-
-class CharTokenizer:
-    """One token per character; the vocabulary is the sorted set of characters seen.
-
-    >>> tok = CharTokenizer.from_text("hello")
-    >>> tok.decode(tok.encode("hole"))
-    'hole'
-    """
-
-    def __init__(self, chars: str):
-        if len(chars) == 0:
-            raise ValueError("CharTokenizer needs at least one character in its vocabulary")
-        if len(set(chars)) != len(chars):
-            raise ValueError("CharTokenizer: the vocabulary has repeated characters")
-        self.chars = chars
-        self.stoi = {c: i for i, c in enumerate(chars)}
-
-    @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
-        return cls("".join(sorted(set(text))))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> list[int]:
-        try:
-            return [self.stoi[c] for c in text]
-        except KeyError:
-            unknown = sorted({c for c in text if c not in self.stoi})
-            where, first = next((i, c) for i, c in enumerate(text) if c not in self.stoi)
-            raise ValueError(
-                f"Cannot encode {unknown!r}: not in this tokenizer's vocabulary of "
-                f"{self.vocab_size} characters (the first, {first!r}, is character {where + 1} "
-                "of the text). Remove or replace it."
-            ) from None
-
-    def encode_tensor(self, text: str, chunk: int = 1 << 22) -> torch.Tensor:
-        """`encode` as a 1-D long tensor, computed in bulk and `chunk` characters at a time:
-        a 200 MB text takes seconds, and memory beyond the result (8 bytes a character) stays
-        near 20 bytes per chunk character, where a Python list of ids takes minutes and gigabytes."""
-        import numpy as np
-
-        table = torch.full((max(map(ord, self.chars)) + 2,), -1, dtype=torch.long)
-        table[[ord(c) for c in self.chars]] = torch.arange(self.vocab_size)
-        ids = torch.empty(len(text), dtype=torch.long)
-        for start in range(0, len(text), chunk):
-            piece = text[start : start + chunk]
-            codes = torch.from_numpy(np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
-                                     .astype(np.int64))  # one code point per character
-            ids[start : start + len(piece)] = table[codes.clamp_(max=len(table) - 1)]
-            if (ids[start : start + len(piece)] < 0).any():  # unknown characters map to -1
-                self.encode(text)  # raises the error that names the characters
-        return ids
-
-    def decode(self, ids) -> str:
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
-        try:
-            return "".join(self.chars[i] for i in ids)
-        except (IndexError, TypeError):
-            raise ValueError(
-                f"Cannot decode {ids!r}: token ids must be integers in [0, {self.vocab_size})."
-            ) from None
-
-    def to_dict(self) -> dict:
-        """Plain data, so a checkpoint can hold the tokenizer."""
-        return {"kind": "char", "chars": self.chars}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CharTokenizer":
-        return cls(d["chars"])
-
-    def __repr__(self) -> str:
-        return f"CharTokenizer(vocab_size={self.vocab_size})"
-
-
 # --------------------------------------------------------------------------- splits
 
 
@@ -208,98 +123,95 @@ def train_val_split(data: torch.Tensor, val_fraction: float = 0.1):
 
 @dataclass
 class CharCorpus:
-    """The corpus ready for training: text, tokenizer, and the two splits as token tensors."""
+    """A corpus ready for training: its text (None for a corpus too large to hold), tokenizer,
+    the two splits as token tensors, the source's sha256, and the prepared folder it was read
+    from (its splits then view memory-mapped token files; see lib.prepare)."""
 
-    text: str
-    tokenizer: CharTokenizer
+    text: str | None
+    tokenizer: CharTokenizer | BPETokenizer
     train: torch.Tensor
     val: torch.Tensor
     sha256: str
+    folder: Path | None = None
+
+
+Corpus = CharCorpus
+
+
+def _from_prepared(prepared, text: str | None = None) -> CharCorpus:
+    return CharCorpus(text, prepared.tokenizer, prepared.train, prepared.val, prepared.sha256,
+                      prepared.folder)
+
+
+def prepared_root() -> Path:
+    """Where corpora named by a text file or folder are prepared: the cache's `prepared/`."""
+    return cache_dir() / "prepared"
 
 
 def load_char_corpus(val_fraction: float = 0.1, data_dir=None) -> CharCorpus:
-    """Tiny Shakespeare, character-tokenized and split 90/10 (by default)."""
+    """Tiny Shakespeare, character-tokenized and split 90/10 (by default): prepared once into
+    the cache (lib.prepare), its splits read through a memory map."""
     path = corpus_path(data_dir)
-    text = path.read_text(encoding="utf-8")
-    tok = CharTokenizer.from_text(text)
-    train, val = train_val_split(tok.encode_tensor(text), val_fraction)
-    return CharCorpus(text, tok, train, val, CORPUS_SHA256)
+    checks.number("val_fraction", val_fraction, 0.0, 1.0, low_open=True, high_open=True)
+    folder = prepare(path, "char", val_fraction=val_fraction, progress=False,
+                     cache_root=prepared_root())
+    return _from_prepared(load_prepared(folder), path.read_text(encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------- a text file
 
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"--data {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--data {path}: not a UTF-8 text file") from None
-    except OSError as err:
-        raise ValueError(f"--data {path}: cannot read it ({err.strerror})") from None
 
-
-def _check_corpus_memory(path: str, text: str) -> None:
-    """Training keeps the text and its token ids (8 bytes a character) in memory: refuse, before
-    allocating, a corpus that would take more than half of the machine's memory."""
-    need = len(text) * 8 + sys.getsizeof(text)
-    budget = memory_budget_bytes(torch.device("cpu"))
-    if need > budget / 2:
-        raise ValueError(f"--data {path}: its {len(text):,} characters need about "
-                         f"{need / 2**30:,.1f} GiB in memory as text and token ids, more than half "
-                         f"of this machine's {budget / 2**30:,.1f} GiB; train on a part of the file")
-
-
-def load_corpus(path: str | None, tokenizer: CharTokenizer | None = None) -> CharCorpus:
-    """Tiny Shakespeare by default, or any UTF-8 text file, character-tokenized and split.
-    With `tokenizer` (a resumed run's), the text is encoded with it, not with its own."""
+def load_corpus(path: str | None, tokenizer=None, tokenizer_spec: str = "char",
+                glob: str | None = None, progress: bool = False) -> CharCorpus:
+    """Tiny Shakespeare by default; else `path`: a prepared folder (lib.prepare), or a text
+    file or folder of them, prepared first into the cache with `tokenizer_spec` ('char' or
+    'bpe:N'). With `tokenizer` (a resumed run's), the corpus must have been encoded with it."""
     if path is None:
         corpus = load_char_corpus()
     else:
-        text = _read_text(path)
-        if len(text) < 2:
-            raise ValueError(f"--data {path}: the file holds {len(text)} characters; a corpus needs more")
-        chars = "".join(sorted(set(text)))
-        control = sum(text.count(c) for c in chars
-                      if unicodedata.category(c) == "Cc" and c not in "\n\r\t\f")
-        if control > 0.01 * len(text):
-            raise ValueError(f"--data {path}: {control / len(text):.0%} of its characters are "
-                             "control characters (NUL and the like), so it is not plain text "
-                             "(UTF-16? save it as UTF-8)")
-        _check_corpus_memory(path, text)
-        tok = CharTokenizer(chars)
-        train, val = train_val_split(tok.encode_tensor(text), 0.1)
-        corpus = CharCorpus(text, tok, train, val, sha256_of(path))
+        try:
+            folder = Path(path) if is_prepared(path) else prepare(
+                path, tokenizer_spec, glob=glob, progress=progress, cache_root=prepared_root())
+            corpus = _from_prepared(load_prepared(folder))
+        except PrepareError as err:
+            raise ValueError(str(err)) from None
     if tokenizer is not None and tokenizer.to_dict() != corpus.tokenizer.to_dict():
-        raise ValueError(f"{'--data ' + path if path else 'Tiny Shakespeare'} has other characters "
-                         "than the corpus this run was trained on: resume without --data to use "
-                         "that corpus, or start a new run (another --out, or --overwrite)")
+        raise ValueError(f"{'--data ' + str(path) if path else 'Tiny Shakespeare'} is encoded "
+                         "with another tokenizer than the corpus this run was trained on: resume "
+                         "without --data to use that corpus, or start a new run (another --out, "
+                         "or --overwrite)")
     return corpus
 
 
 def corpus_record(path: str | None, corpus: CharCorpus) -> dict:
-    """What a checkpoint keeps of its corpus, so that --resume reads the same one."""
-    return {"path": str(Path(path).resolve()) if path else None, "sha256": corpus.sha256}
+    """What a checkpoint keeps of its corpus, so that --resume reads the same one: where it was
+    read from, the source text's sha256, and how it was prepared."""
+    record = {"path": str(Path(path).resolve()) if path else None, "sha256": corpus.sha256}
+    if corpus.folder is not None and path is not None:
+        meta = read_meta(corpus.folder)
+        record.update(tokenizer=meta["tokenizer"], glob=meta.get("glob"))
+    return record
 
 
 def resume_corpus(path: str | None, state: dict) -> tuple[str | None, CharCorpus]:
     """The corpus to resume a run on: the one its checkpoint records (or --data, which must be
     that same text). Returns (path, corpus)."""
     record = (state.get("meta") or {}).get("corpus")
-    tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
+    tokenizer = tokenizer_from_dict(state.get("tokenizer"))
     if record is None:  # a checkpoint from before corpora were recorded: trust --data
         return path, load_corpus(path, tokenizer)
+    how = {"tokenizer_spec": record.get("tokenizer", "char"), "glob": record.get("glob")}
     if path is None:
         path = record["path"]
     elif record["path"] is None or Path(path).resolve() != Path(record["path"]):
         where = record["path"] or "Tiny Shakespeare (no --data)"
-        corpus = load_corpus(path)
+        corpus = load_corpus(path, **how)
         if corpus.sha256 != record["sha256"]:
             raise ValueError(f"--data {path} is not the corpus this run was trained on ({where}); "
                              "resume without --data, or start a new run (another --out, or --overwrite)")
-        return path, load_corpus(path, tokenizer)
+        return path, load_corpus(path, tokenizer, **how)
     try:
-        corpus = load_corpus(path, tokenizer)
+        corpus = load_corpus(path, tokenizer, **how)
     except ValueError as err:
         raise ValueError(f"Cannot read the corpus this run was trained on: {err}") from None
     if corpus.sha256 != record["sha256"]:
@@ -340,7 +252,7 @@ def get_batch(
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     offsets = torch.arange(block_size)
     idx = starts[:, None] + offsets[None, :]  # (B, T)
-    x, y = data[idx], data[idx + 1]
+    x, y = data[idx].long(), data[idx + 1].long()  # token files hold uint8/16/32
     return to_device(x, device), to_device(y, device)
 
 
@@ -398,33 +310,5 @@ class WindowDataset(torch.utils.data.Dataset):
         if not -len(self) <= i < len(self):
             raise IndexError(f"window {i} out of range for {len(self)} windows")
         start = (i % len(self)) * self.stride
-        chunk = self.data[start : start + self.block_size + 1]
+        chunk = self.data[start : start + self.block_size + 1].long()
         return chunk[:-1], chunk[1:]
-
-
-# --------------------------------------------------------------------------- byte-pair encoding
-
-
-def train_bpe(text: str, vocab_size: int):
-    """A byte-level BPE tokenizer (Hugging Face `tokenizers`) trained on `text`.
-
-    Byte-level means the 256 byte values are the starting alphabet, so any text can
-    be encoded; training then merges the most frequent adjacent pairs until the
-    vocabulary has `vocab_size` entries.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    if vocab_size < 256:
-        raise ValueError(
-            f"vocab_size must be >= 256 for byte-level BPE (one token per byte), got {vocab_size}"
-        )
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator([text], trainer=trainer)
-    return tok

@@ -263,3 +263,17 @@ def run_phrase(s: RunSpeed) -> str:
                 "program taking a core for a moment, Python collecting garbage) pull the mean "
                 "below the median, which is the speed to expect.")
     return "The two agree: the steps ran at close to their median rate all through."
+
+
+def anon_memory(pid: int | None = None) -> int | None:
+    """A process's anonymous resident memory in bytes (`RssAnon` in Linux's /proc/PID/status):
+    the memory it owns. Pages of a memory-mapped file are not in it (the kernel caches them for
+    every process and can drop them), where they are in its total RSS. None off Linux."""
+    try:
+        with open(f"/proc/{pid or 'self'}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

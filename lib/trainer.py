@@ -28,7 +28,8 @@ import torch
 from . import checkpoint as ckpt
 from . import checks
 from .config import TrainConfig
-from .data import CharTokenizer, RandomWindows, get_batch, to_device
+from .data import RandomWindows, get_batch, to_device
+from .tokenizer import CharTokenizer, tokenizer_from_dict
 from .device import (Runtime, autocast, check_memory, init_runtime, measured_peak_flops,
                      needs_grad_scaler, sync)
 from .evaluation import estimate_loss
@@ -384,7 +385,7 @@ class Trainer:
         try:
             model_config = GPTConfig.from_dict(state["model_config"])
             config = TrainConfig.from_dict({**state["train_config"], **overrides})
-            tokenizer = CharTokenizer.from_dict(state["tokenizer"]) if state.get("tokenizer") else None
+            tokenizer = tokenizer_from_dict(state.get("tokenizer"))
         except (KeyError, TypeError, ValueError) as err:
             raise ckpt.CheckpointError(f"{path}: not a training checkpoint of this course "
                                        f"({type(err).__name__}: {err})") from err

@@ -156,7 +156,7 @@ def test_train_never_overwrites_a_file_given_as_out(text_file, tmp_path):
 @pytest.mark.parametrize(
     "content, pattern",
     [("", "holds 0 characters"), ("hello world\n", "fewer than one window"),
-     (None, "cannot read it"), (b"\xff\xfe\x00bad", "not a UTF-8 text file")],
+     (None, "holds no text files"), (b"\xff\xfe\x00bad", "not UTF-8 text (byte 0 ")],
 )
 def test_unusable_corpus_files_give_one_line_errors(tmp_path, content, pattern):
     path = tmp_path / "corpus.txt"

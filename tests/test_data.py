@@ -179,7 +179,7 @@ def test_offline_without_a_copy_says_what_to_do(tmp_path, monkeypatch):
 
 def test_train_bpe_shortens_text():
     tok = data.train_bpe(TEXT, vocab_size=300)
-    ids = tok.encode(TEXT).ids
+    ids = tok.encode(TEXT)
     assert len(ids) < len(TEXT)
     assert tok.decode(ids) == TEXT
     with pytest.raises(ValueError, match="256"):
