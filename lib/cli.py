@@ -319,6 +319,8 @@ def sample_main(argv: list[str] | None = None) -> None:
                        hint=" (the text is shown as it is written; Ctrl-C stops it)")
         if args.seed is not None:
             checks.integer("--seed", args.seed, 0, MAX_SEED)
+        if args.checkpoint:
+            check_path_name(args.checkpoint, "--checkpoint")
         runtime = init_runtime(args.device)  # the device, and TF32 on a CUDA GPU
         if args.pretrained:
             from .pretrained import load_gpt2

@@ -86,6 +86,9 @@ def test_an_out_name_too_long_for_the_file_system_is_one_line(capsys, tmp_path, 
     deep = tmp_path.joinpath(*["d" * 200] * 30)  # every name fits, the path does not
     code, err = _train(capsys, "--data", text_file, "--out", deep, *TINY)
     assert code == 2 and "choose a shorter" in err
+    with pytest.raises(SystemExit):
+        cli.sample_main(["--checkpoint", str(tmp_path / ("c" * (name_max + 1)))])
+    assert "--checkpoint: the name ccc" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals as a terminal sends them")
