@@ -131,3 +131,19 @@ def test_a_model_with_nan_weights_is_refused_in_one_line(checkpoint, tmp_path):
     assert res.stderr.strip().splitlines() == [
         f"python -m lib.sample: error: {tmp_path}: the weights are not finite (NaN or inf in "
         "transformer.h.1.mlp.c_fc.weight): its run diverged, or the file is damaged"]
+
+
+def test_a_damaged_cache_entry_beside_a_folder_named_unusable_is_replaced(small_corpus, counted_runs):
+    from lib import checkpoint, course
+
+    mc = tiny_model_config(small_corpus.tokenizer.vocab_size)
+    config = tiny_train_config(max_steps=5)
+    course.train_or_load(mc, config, small_corpus, verbose=False)
+    path = checkpoint.checkpoint_file(course.cache_dir() / "runs" / course.run_key(mc, config, small_corpus))
+    path.write_bytes(b"\0" * 100)
+    (path.with_name("ckpt.pt.unusable") / "old").mkdir(parents=True)  # set aside by an older run
+    again = course.train_or_load(mc, config, small_corpus, verbose=False)
+    assert len(counted_runs) == 2 and again.step == 5
+    assert checkpoint.load_checkpoint(path)["step"] == 5  # the good run's entry, served from now on
+    course.train_or_load(mc, config, small_corpus, verbose=False)
+    assert len(counted_runs) == 2
