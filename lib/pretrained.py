@@ -99,8 +99,9 @@ def _hub_snapshot(name: str, local_files_only: bool) -> Path:
     offline = (f"download it once where there is a network (hf download {name}, which fills "
                "Hugging Face's cache), or pass a folder holding its files")
     try:
-        return Path(hub.hf_hub_download(name, HUB_FILES[0], local_files_only=True)).parent
-    except OSError:  # LocalEntryNotFoundError: not in the cache
+        paths = [hub.hf_hub_download(name, f, local_files_only=True) for f in HUB_FILES]
+        return Path(paths[0]).parent
+    except OSError:  # LocalEntryNotFoundError: not (wholly) in the cache
         pass
     if local_files_only or hub.constants.HF_HUB_OFFLINE:
         raise ValueError(f"GPT-2 {name} is not in Hugging Face's cache, and downloads are off: "

@@ -156,3 +156,22 @@ def test_a_hub_that_never_answers_is_one_line_within_the_timeout(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "did not answer" in res.stderr and "hf download gpt2" in res.stderr
     assert took < pretrained.HUB_TIMEOUT + 30
+
+
+def test_a_hub_name_in_hugging_face_s_cache_loads_without_the_network(snapshot, tmp_path, monkeypatch):
+    """The cache's layout (refs/main names a snapshot folder of the files), as a download leaves it."""
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--gpt2"
+    shutil.copytree(snapshot, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    model, tok = pretrained.load_gpt2("gpt2", local_files_only=True)
+    reference, _ = pretrained.load_gpt2(snapshot)
+    ids = torch.tensor([tok.encode("The king")])
+    with torch.no_grad():
+        assert torch.equal(model(ids), reference(ids))
+    (repo / "snapshots" / commit / "vocab.json").unlink()  # a partial download: not in the cache
+    with pytest.raises(ValueError, match="not in Hugging Face's cache"):
+        pretrained.load_gpt2("gpt2", local_files_only=True)
