@@ -261,8 +261,8 @@ def _load_weights(folder: Path, config: GPTConfig) -> GPT:
     model = GPT(config)
     params = model.state_dict()
     try:
-        with torch.no_grad():
-            for ours, name in theirs.items():
+        with torch.no_grad():  # the tied head last: it is compared with the embedding read before
+            for ours, name in sorted(theirs.items(), key=lambda item: item[0] == "lm_head.weight"):
                 t = read(name)
                 if not torch.isfinite(t).all():
                     raise ValueError(f"{path}: {name} holds NaN or infinite numbers: the weights "

@@ -89,6 +89,7 @@ SPOILS = [
     (lambda f: _config(f, n_layer=True), "n_layer"),
     (lambda f: _rewrite(f, lambda w: [w.pop(k) for k in list(w) if ".h.1." in k]), "lacks 12 of"),
     (lambda f: _rewrite(f, lambda w: w.update(extra=torch.zeros(2))), "does not have"),
+    (lambda f: _rewrite(f, lambda w: w.update({"lm_head.weight": torch.zeros(300, 32)})), "ties"),
     (lambda f: _rewrite(f, lambda w: w.update({"transformer.ln_f.weight": torch.ones(32, dtype=torch.int32)})),
      "int32|I32"),
     (lambda f: _rewrite(f, lambda w: w["transformer.h.0.mlp.c_fc.weight"].view(-1).__setitem__(3, float("nan"))),
@@ -124,6 +125,7 @@ def test_plain_pytorch_weights_load_like_safetensors(folder, snapshot):
     prefix and with the causal-mask buffers) loads, to the same logits."""
     weights = {k.removeprefix("transformer."): v for k, v in _weights(folder).items()}
     weights["h.0.attn.bias"] = torch.tril(torch.ones(1, 1, 32, 32))
+    weights = {"lm_head.weight": weights["wte.weight"].clone(), **weights}  # the tied head, first
     torch.save(weights, folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
     model, tok = pretrained.load_gpt2(folder)
