@@ -20,12 +20,14 @@ import torch
 
 from . import checks, data
 from .checkpoint import CheckpointError, check_writable, load_checkpoint, load_model, lock_run
-from .config import MAX_SEED
+from .config import MAX_SEED, MAX_STEPS
 from .course import PRESETS
 from .data import corpus_record, load_corpus, resume_corpus
 from .device import cleanup_runtime, init_runtime
 from .evaluation import EVAL_TOKENS, evaluated_tokens, split_loss
+from .limits import check_path_name, check_run_fits
 from .model import GPTConfig
+from .terminal import Unfailing
 from .trainer import TrainConfig, Trainer, TrainingDiverged, steps_in_time
 
 USER_ERRORS = (ValueError, TypeError, data.CorpusError, CheckpointError, OSError)
@@ -121,7 +123,7 @@ class _StopOnSignals:
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
         if name == "SIGHUP":  # the terminal is gone: writing to it fails, which must not stop the save
-            sys.stdout, sys.stderr = _Unfailing(sys.stdout), _Unfailing(sys.stderr)
+            sys.stdout, sys.stderr = Unfailing(sys.stdout), Unfailing(sys.stderr)
         if self.received is None:
             self.received = signum
             self.trainer.request_stop(name)
@@ -145,29 +147,6 @@ class _StopOnSignals:
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-class _Unfailing:
-    """A stream whose writes and flushes never raise: after the terminal was closed (SIGHUP)
-    they fail with EIO or a broken pipe, and a message nobody can read is dropped instead."""
-
-    def __init__(self, stream):
-        self.stream = stream.stream if isinstance(stream, _Unfailing) else stream
-
-    def write(self, text):
-        try:
-            return self.stream.write(text)
-        except (OSError, ValueError):
-            return len(text)
-
-    def flush(self):
-        try:
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
 
 
 def _configs_for(args: dict, model_over: dict, train_over: dict):
@@ -204,7 +183,8 @@ def _fit_steps_to_time(config: TrainConfig, model_config: GPTConfig, corpus) -> 
     torchrun the ranks would time themselves apart and disagree, so there it is left as it is."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return config
-    steps = steps_in_time(model_config, config, corpus.train, corpus.val, config.max_time)
+    steps = min(steps_in_time(model_config, config, corpus.train, corpus.val, config.max_time),
+                MAX_STEPS)
     print(f"Timed a few steps: max_steps set to {steps:,} for {config.max_time:g} s on this "
           f"machine (the time ends the run; --max-steps sets it yourself).")
     return dataclasses.replace(config, max_steps=steps)
@@ -220,7 +200,11 @@ def train_main(argv: list[str] | None = None) -> None:
     if train_over.get("out_dir") == "":
         fail(parser, ValueError("--out needs a folder to save the checkpoint in"))
     train_over.setdefault("out_dir", str(Path("out") / args["preset"]))
-    if Path(train_over["out_dir"]).exists() and not Path(train_over["out_dir"]).is_dir():
+    try:
+        check_path_name(train_over["out_dir"], "--out")
+    except ValueError as err:
+        fail(parser, err)
+    if os.path.exists(train_over["out_dir"]) and not os.path.isdir(train_over["out_dir"]):
         fail(parser, ValueError(f"--out {train_over['out_dir']} is a file; --out (TrainConfig."
                                 "out_dir) names the folder that holds ckpt.pt: choose a folder"))
     trainer = lock = None
@@ -233,6 +217,8 @@ def train_main(argv: list[str] | None = None) -> None:
         if state is None and not args["overwrite"]:
             _refuse_to_replace_a_run(out)
         if state is not None:
+            check_run_fits(GPTConfig.from_dict(state["model_config"]),
+                           TrainConfig.from_dict({**state["train_config"], **train_over}))
             data_path, corpus = resume_corpus(args["data"], state)
             trainer = Trainer.resume(out, corpus.train, corpus.val, **train_over)
             if trainer.is_main:
@@ -245,6 +231,7 @@ def train_main(argv: list[str] | None = None) -> None:
             config = dataclasses.replace(PRESETS[args["preset"]][1], **train_over)
             if config.max_time and "max_steps" not in train_over:
                 config = _fit_steps_to_time(config, model_config, corpus)
+            check_run_fits(model_config, config)  # before the batches are built, from the memory
             trainer = Trainer(model_config, config, corpus.train, corpus.val, corpus.tokenizer)
         trainer.meta["corpus"] = corpus_record(data_path, corpus)
         if trainer.is_main:
@@ -365,6 +352,8 @@ def sample_main(argv: list[str] | None = None) -> None:
                        hint=" (the text is shown as it is written; Ctrl-C stops it)")
         if args.seed is not None:
             checks.integer("--seed", args.seed, 0, MAX_SEED)
+        if args.checkpoint:
+            check_path_name(args.checkpoint, "--checkpoint")
         runtime = init_runtime(args.device)  # the device, and TF32 on a CUDA GPU
         if args.pretrained:
             from .pretrained import load_gpt2
@@ -374,6 +363,10 @@ def sample_main(argv: list[str] | None = None) -> None:
             model, tokenizer, _ = load_model(args.checkpoint, runtime.device)
         if tokenizer is None:
             raise CheckpointError(f"{args.checkpoint} holds no tokenizer, so text cannot be encoded")
+        broken = next((n for n, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+        if broken:
+            raise ValueError(f"{args.checkpoint or args.pretrained}: the weights are not finite (NaN "
+                             f"or inf in {broken}): its run diverged, or the file is damaged")
         prompt = args.prompt or "\n"
         try:
             ids = tokenizer.encode(prompt)
@@ -403,3 +396,6 @@ def sample_main(argv: list[str] | None = None) -> None:
         sys.stdout.write("\n")
         print("Interrupted: the text above is what was written so far.", file=sys.stderr)
         sys.exit(130)
+    except ValueError as err:  # the logits became NaN while writing (lib.sampling refuses them)
+        sys.stdout.write("\n")
+        fail(parser, err, code=1)

@@ -16,6 +16,8 @@ from .schedules import check_schedule_args
 
 MAX_SEED = 2**32 - 1
 MAX_EVAL_BATCHES = 10_000
+MAX_STEPS = 10**9  # years of training at a millisecond a step: a larger count is a typo
+MAX_TIME = 366 * 24 * 3600  # a year, in seconds: --max-time 1e15 is a typo, not a plan
 _SCHEDULE_FIELDS = {name: f"TrainConfig.{name}" for name in
                     ("schedule", "max_steps", "warmup_steps", "min_lr_ratio", "decay_fraction")}
 
@@ -54,9 +56,11 @@ class TrainConfig:
 
     def __post_init__(self):
         name = "TrainConfig.{}".format
-        for field in ("max_steps", "batch_size", "grad_accum_steps", "eval_interval",
-                      "log_interval", "muon_ns_steps"):
+        for field in ("batch_size", "grad_accum_steps", "eval_interval", "log_interval",
+                      "muon_ns_steps"):
             checks.integer(name(field), getattr(self, field), 1)
+        checks.integer(name("max_steps"), self.max_steps, 1, MAX_STEPS,
+                       hint=" (a billion steps is years of training)")
         for field in ("warmup_steps", "checkpoint_interval"):
             checks.integer(name(field), getattr(self, field), 0)
         checks.integer(name("eval_batches"), self.eval_batches, 1, MAX_EVAL_BATCHES,
@@ -66,8 +70,9 @@ class TrainConfig:
             checks.number(name(field), getattr(self, field), 0, low_open=True)
         for field in ("beta1", "beta2", "momentum"):
             checks.number(name(field), getattr(self, field), 0, 1, high_open=True)
-        for field in ("weight_decay", "grad_clip", "max_time"):
+        for field in ("weight_decay", "grad_clip"):
             checks.number(name(field), getattr(self, field), 0)
+        checks.number(name("max_time"), self.max_time, 0, MAX_TIME, hint=" seconds (a year)")
         checks.choice(name("optimizer"), self.optimizer, OPTIMIZERS)
         checks.choice(name("compile"), self.compile, COMPILE)
         checks.choice(name("dtype"), self.dtype, DTYPES)

@@ -215,11 +215,12 @@ def _move_aside(path: Path) -> Path | None:
     it cannot be moved (then it is left, and the new run's save replaces it if it can)."""
     aside = path.with_name(path.name + ".unusable")
     try:
-        if path.is_dir() and not path.is_symlink():
+        if aside.is_dir() and not aside.is_symlink():  # a folder of that name: rename cannot replace it
             import shutil
 
-            if aside.exists():
-                shutil.rmtree(aside) if aside.is_dir() else aside.unlink()
+            shutil.rmtree(aside)
+        elif path.is_dir() and aside.exists():  # nor can a folder replace a file
+            aside.unlink()
         os.replace(path, aside)
         return aside
     except OSError:

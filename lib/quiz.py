@@ -26,6 +26,8 @@ import string
 from pathlib import Path
 
 QUIZ_DIR = Path(__file__).resolve().parent / "quizzes"
+MAX_FORMAT_NUMBER = 40  # a widest {name:>40} or finest {name:.40f}; {name:1000000000} would
+# build a gigabyte string
 
 # The quiz's colours, each pair above WCAG AA's 4.5:1 contrast: white text on the question's
 # blue and on a clicked answer's green or red, dark text on the light answer buttons, and the
@@ -151,10 +153,15 @@ def placeholders(text_or_questions) -> set[str]:
     if isinstance(text_or_questions, list):
         return set().union(*(placeholders(t) for _, t in _texts(text_or_questions)))
     names = set()
-    for _, field, _, _ in string.Formatter().parse(text_or_questions):
+    for _, field, spec, _ in string.Formatter().parse(text_or_questions):
         if field is not None:
             if not field.isidentifier():
-                raise ValueError(f"{{{field}}} in {text_or_questions!r} is not a value's name")
+                raise ValueError(f"{{{field}}} in {text_or_questions!r:.80} is not a value's name")
+            if "{" in (spec or "") or any(int(n) > MAX_FORMAT_NUMBER
+                                          for n in re.findall(r"\d+", spec or "")):
+                raise ValueError(f"{{{field}:{spec:.20}}} in {text_or_questions!r:.80}: a width or "
+                                 f"precision above {MAX_FORMAT_NUMBER} (or a {{field}} inside the "
+                                 "format) is not a quiz's number format; write e.g. {name:.2f}")
             names.add(field)
     return names
 

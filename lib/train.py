@@ -5,6 +5,8 @@ module never imports it a second time.
 """
 
 if __name__ == "__main__":
-    from lib.cli import train_main
+    from lib.terminal import run_command, starting
 
-    train_main()
+    with starting():  # Ctrl-C while torch is imported: one line, no traceback
+        from lib.cli import train_main
+    run_command(train_main, "python -m lib.train")

@@ -53,8 +53,8 @@ TINY = ["--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32
         "--log-interval", "5", "--device", "cpu", "--no-progress", "--seed", "0"]
 
 
-def run(module, *args, timeout=120, **kw):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+def run(module, *args, timeout=120, env=None, **kw):
+    env = {**(os.environ if env is None else env), "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           timeout=timeout, env=env, **kw)
 

@@ -60,24 +60,48 @@ import os, subprocess, sys
 calls = []
 subprocess.run = lambda args, **kw: calls.append(args)
 os.chdir = lambda path: calls.append(["chdir", path])
-if sys.argv[1] == "missing":
+if sys.argv[1] in ("missing", "clone"):
     sys.modules["lib"] = None  # as on a fresh Colab runtime: `import lib` fails
+if sys.argv[1] == "other":
+    sys.path.insert(0, "other")  # another project's package named lib, with a course module
 exec(sys.argv[2])
-print(calls)
+stale = [m for m in sys.modules if m == "lib" or m.startswith("lib.")]
+print([calls, stale, sys.path[0]])
 """
 
 
-@pytest.mark.parametrize("course", ["present", "missing"])
+def _package(folder: Path, init: str) -> Path:
+    (folder / "lib").mkdir(parents=True)
+    (folder / "lib" / "__init__.py").write_text(init)
+    (folder / "lib" / "course.py").write_text("PRESETS = {}\n")
+    (folder / "lessons").mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("course", ["present", "missing", "other", "clone"])
 def test_the_set_up_cell_installs_the_course_only_where_it_is_missing(course, tmp_path):
+    """Installed: nothing to do. Missing, or another package named lib in its place: clone,
+    install, and put this course's lib first. Run inside a clone's lessons/ folder: that clone."""
+    _package(tmp_path / "other", "")
+    clone = _package(tmp_path / "clone", f'COURSE = "{colab.COURSE}"\n')
+    cwd = clone / "lessons" if course == "clone" else tmp_path
     res = subprocess.run([sys.executable, "-c", RUN_SETUP, course, colab.setup_cell(REPO)],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                         capture_output=True, text=True, cwd=cwd, timeout=120)
     assert res.returncode == 0, res.stderr
-    calls = eval(res.stdout)
+    calls, stale, first = eval(res.stdout)
     if course == "present":
         assert calls == []
         return
-    clone, install, chdir = calls
-    where = str(tmp_path / "how-a-gpt-learns-to-write")
-    assert clone == ["git", "clone", "--depth", "1", REPO, where]
-    assert install[1:] == ["-m", "pip", "install", "--quiet", where]
+    where = str(clone if course == "clone" else tmp_path / "how-a-gpt-learns-to-write")
+    if course != "clone":
+        assert calls.pop(0) == ["git", "clone", "--depth", "1", REPO, where]
+    install, chdir = calls
+    assert install[1:] == ["-m", "pip", "install", "--quiet", "-e", where]
     assert chdir == ["chdir", os.path.join(where, "lessons")]
+    assert stale == [] and first == where  # the other lib forgotten, this course's found first
+
+
+def test_the_course_s_lib_names_the_course_the_cell_looks_for():
+    import lib
+
+    assert lib.COURSE == colab.COURSE

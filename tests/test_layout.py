@@ -12,9 +12,9 @@ FLOORS = {
     0: {"checks", "paths"},
     1: {"model", "data", "prepare", "tokenfiles", "tokenizer", "device", "schedules", "sampling", "baselines", "stats"},
     2: {"config", "optim", "evaluation", "checkpoint", "trainer", "landscape", "pretrained",
-        "timing"},
+        "timing", "limits"},
     3: {"course", "book", "quiz", "plotting", "widgets"},
-    4: {"cli", "bench", "train", "sample", "__init__"},
+    4: {"cli", "bench", "train", "sample", "terminal", "__init__"},
 }
 FLOOR = {name: floor for floor, names in FLOORS.items() for name in names}
 

@@ -86,4 +86,4 @@ def test_a_hub_name_offline_and_not_cached_says_how_to_get_it(monkeypatch, tmp_p
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))
     res = run("lib.sample", "--pretrained", "gpt2-xl", "--tokens", "3")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-    assert "huggingface-cli download gpt2-xl" in res.stderr
+    assert "hf download gpt2-xl" in res.stderr

@@ -99,6 +99,10 @@ def _good() -> list[dict]:
     (lambda q: q[0]["answers"][0].update(feedback=None), "answer 1's feedback must be text"),
     (lambda q: q[0].update(literals=[128]), "'literals' is a list"),
     (lambda q: q[0].update(literals="128"), "'literals' is a list"),
+    # a format that would build a gigabyte string, or take its width from a value (#42)
+    (lambda q: q[1].update(question="Loss {val_loss:1000000000}. Why?"), "width or precision"),
+    (lambda q: q[1].update(question="Loss {val_loss:.1000000000f}. Why?"), "width or precision"),
+    (lambda q: q[1].update(question="Loss {val_loss:{val_loss}}. Why?"), "inside the format"),
 ])
 def test_a_spoilt_answer_key_is_refused_with_the_fix(spoil, message):
     questions = _good()

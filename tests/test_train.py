@@ -25,7 +25,8 @@ def losses(history):
 @pytest.mark.parametrize(
     "field, value, exc, pattern",
     [
-        ("max_steps", 0, ValueError, "max_steps must be an integer >= 1"),
+        ("max_steps", 0, ValueError, r"max_steps must be an integer in \[1, 1000000000\]"),
+        ("max_steps", 10**23, ValueError, r"max_steps must be an integer in \[1, 1000000000\]"),
         ("batch_size", 0, ValueError, "batch_size must be an integer >= 1"),
         ("grad_accum_steps", 0, ValueError, "grad_accum_steps"),
         ("lr", 0.0, ValueError, "lr must be a finite number > 0"),
@@ -34,6 +35,7 @@ def losses(history):
         ("weight_decay", -0.1, ValueError, "weight_decay"),
         ("grad_clip", -1.0, ValueError, "grad_clip"),
         ("max_time", -5.0, ValueError, "max_time"),
+        ("max_time", 1e15, ValueError, r"max_time must be a finite number in \[0, 31622400\]"),
         ("eval_batches", 0, ValueError, "eval_batches"),
         ("checkpoint_interval", -1, ValueError, "checkpoint_interval"),
         ("dtype", "fp16", ValueError, "dtype must be one of"),

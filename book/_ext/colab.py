@@ -8,9 +8,12 @@
 - Each lesson page gets an "Open in Colab" link to its notebook on that branch.
 
 The set-up cell installs the course where it is missing: it clones the repository (the lessons
-read a few files beside them, such as the tuning results in benchmarks/), installs it with pip,
-and works from its lessons/ folder. Where `lib` imports already (a clone set up with `make`),
-it does nothing.
+read a few files beside them, such as the tuning results in benchmarks/), installs it with pip
+(editable: nothing is written over another package named `lib`), and works from its lessons/
+folder. Where this course's `lib` imports already (a clone set up with `make`), it does
+nothing; another package named `lib` does not count (`lib.COURSE` names the course). Run from
+inside a clone (its lessons/ folder) where the course is not installed, it installs that clone
+instead of cloning a second copy.
 """
 
 from __future__ import annotations
@@ -23,17 +26,33 @@ from pathlib import Path
 NOTEBOOK_BRANCH = "notebooks"
 LESSONS = "lessons/"
 
+COURSE = "how-a-gpt-learns-to-write"  # lib.COURSE: this course's lib, not another package's
+
 SETUP_CELL = '''\
 # Set-up for Colab (or any Jupyter without the course): get the course and install it, once per
 # runtime. Where the course is installed already, this cell does nothing.
 import importlib, os, subprocess, sys
 try:
-    import lib.course  # noqa: F401  (the course's own package)
+    import lib
+    _installed = getattr(lib, "COURSE", None) == "{course}"  # not another lib
 except ImportError:
-    repo = os.path.abspath("{name}")
+    _installed = False
+if not _installed:
+    def _is_clone(folder):  # a clone of the course: its lib says which course it is
+        try:
+            with open(os.path.join(folder, "lib", "__init__.py"), encoding="utf-8") as init:
+                return 'COURSE = "{course}"' in init.read()
+        except OSError:
+            return False
+    here = os.getcwd()  # inside a clone (its lessons/ folder, or the clone itself): use it
+    repo = next((d for d in (here, os.path.dirname(here)) if _is_clone(d)),
+                os.path.abspath("{name}"))
     if not os.path.isdir(repo):
         subprocess.run(["git", "clone", "--depth", "1", "{url}", repo], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", repo], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", repo], check=True)
+    for _name in [m for m in sys.modules if m == "lib" or m.startswith("lib.")]:
+        del sys.modules[_name]  # forget another package named lib, if one was imported
+    sys.path.insert(0, repo)  # this course's lib first, before any other
     importlib.invalidate_caches()
     os.chdir(os.path.join(repo, "lessons"))  # the lessons read a few files beside them
 '''
@@ -41,7 +60,7 @@ except ImportError:
 
 def setup_cell(repository_url: str) -> str:
     url = repository_url.rstrip("/")
-    return SETUP_CELL.format(url=url, name=url.rsplit("/", 1)[-1])
+    return SETUP_CELL.format(url=url, name=url.rsplit("/", 1)[-1], course=COURSE)
 
 
 def colab_url(repository_url: str, docname: str) -> str:
