@@ -11,10 +11,10 @@ as $COURSE_PRESET chooses it), with the preset's own seed first and then others,
 so the lessons that follow load the first. A run is scored as lesson 2 scores it: the loss on
 the whole validation split. Per preset and machine the file keeps one record: the machine
 (`lib.device.machine_identity`, and the GPU's name on CUDA), device, precision, PyTorch's
-threads, torch, date,
-command, the preset's configs, the fingerprint of the code that trains (`source`), and per
-seed the steps, seconds, median tokens per second and the loss. A new recording of the same
-preset on the same machine replaces the old one; other machines' records are kept.
+threads, torch, date, command, the preset's configs, the fingerprint of the code that trains
+(`source`), and per seed the steps, seconds, median tokens per second and the loss. A new
+recording of the same preset on the same machine replaces the old one; other machines' records
+are kept.
 
 Run it on an otherwise idle machine: a busy one records a slower speed than the machine has.
 """

@@ -13,7 +13,7 @@ import math
 import statistics
 from pathlib import Path
 
-from .course import PRESETS, val_split_loss
+from .course import PRESETS, course_preset, val_split_loss
 from .timing import median_tokens_per_sec
 
 _HERE = Path(__file__).resolve().parent
@@ -151,7 +151,9 @@ def where_run_sits(val_loss: float, preset: str, device: str, steps: int, tokens
         f"is {rec['source'][:8]}), the data, or PyTorch ({rec['torch']} in the record)."))
 
 
-def run_verdict(trainer, preset: str, records: list[dict] | None = None) -> Verdict:
-    """`where_run_sits` for a finished run of the course (its trainer)."""
+def run_verdict(trainer, preset: str | None = None, records: list[dict] | None = None) -> Verdict:
+    """`where_run_sits` for a finished run of the course (its trainer); `preset` defaults to
+    the course's preset on the run's device (`course.course_preset`)."""
+    preset = course_preset(trainer.device) if preset is None else preset
     return where_run_sits(val_split_loss(trainer), preset, trainer.device.type, trainer.step,
                           median_tokens_per_sec(trainer.history), records)

@@ -87,3 +87,14 @@ def test_course_run_caps_a_faked_slow_device_and_serves_it_from_the_cache(
     assert again.step == 4 and len(counted_runs) == 1
     fast, _ = course.course_run("cpu", capped=False, timing=(0.01, 0.0))  # a CPU: the recipe
     assert fast.step == 8 and "whole recipe: 8" in budget.what_the_device_got(fast, "shakespeare-char-cpu", 8)
+
+
+def test_the_readme_states_the_budget_and_the_recipe_as_lib_has_them():
+    from pathlib import Path
+
+    from lib.book import duration
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert f"recipe would take more than {duration(GPU_BUDGET)}" in readme
+    assert f"GPU preset's recipe ({GPU.max_steps:,} steps" in readme
+    assert FRACTIONS == (1, 2, 4) and "a half or a quarter of the steps" in readme

@@ -116,3 +116,19 @@ def test_the_recorded_file_holds_three_seeds_per_preset_and_the_machine():
         assert all(x["steps"] <= PRESETS[r["preset"]][1].max_steps for x in r["runs"])
         assert max(x["val_loss"] for x in r["runs"]) < VAL_LOSS_BOUND[r["preset"]]
         assert not records._preset_changed(r, PRESETS), "the preset changed: record it again"
+
+
+def test_run_verdict_reads_a_finished_run(small_corpus, counted_runs, monkeypatch):
+    from helpers import tiny_model_config, tiny_train_config
+    from lib.course import train_or_load, val_split_loss
+    from lib.records import run_verdict
+
+    trainer = train_or_load(tiny_model_config(small_corpus.tokenizer.vocab_size),
+                            tiny_train_config(max_steps=6), small_corpus, verbose=False)
+    loss = val_split_loss(trainer)
+    around = [record(losses=(loss - 0.01, loss, loss + 0.01), steps=6)]
+    v = run_verdict(trainer, CPU, around)
+    assert v.normal and f"{loss:.3f}" in v.text
+    monkeypatch.delenv("COURSE_PRESET", raising=False)
+    assert run_verdict(trainer, records=around).normal  # the CPU preset: the run's device is a CPU
+    assert run_verdict(trainer, CPU, [record(losses=(loss + 1,) * 3, steps=12)]).case == "fewer-steps"
