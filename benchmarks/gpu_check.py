@@ -174,6 +174,11 @@ def main(argv=None) -> int:
               "machine": machine(), "budget_seconds": args.budget}
     result["gpu_tests"] = gpu_tests(env, deadline - time.perf_counter())
     result["course_run"] = course_run_timed(args.dry)
+    import gc
+
+    gc.collect()  # the run's model and optimizer: the lessons' processes need the GPU's memory
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     if args.dry:
         tiny = Path(cache) / "00_tiny.md"
         tiny.write_text(DRY_LESSON)

@@ -13,6 +13,7 @@ import math
 import statistics
 from pathlib import Path
 
+from . import checks
 from .course import PRESETS, course_preset, val_split_loss
 from .timing import median_tokens_per_sec
 
@@ -59,10 +60,6 @@ def band(record: dict) -> tuple[float, float]:
     return min(losses) - TOLERANCE, max(losses) + TOLERANCE
 
 
-def _median(values):
-    return statistics.median(values)
-
-
 def _machine(record: dict) -> str:
     m = record["machine"]
     return m.get("gpu") or m.get("cpu") or m.get("machine", "an unnamed machine")
@@ -72,7 +69,7 @@ def _pick(records: list[dict], device: str, tokens_per_sec: float) -> dict:
     """The record to compare a run with: one of its device type if any, the one whose speed
     is nearest to the run's (likely the most similar machine)."""
     same = [r for r in records if r["device"] == device] or records
-    rate = lambda r: _median([x["tokens_per_sec"] for x in r["runs"]])  # noqa: E731
+    rate = lambda r: statistics.median([x["tokens_per_sec"] for x in r["runs"]])  # noqa: E731
     return min(same, key=lambda r: abs(math.log(rate(r) / tokens_per_sec)))
 
 
@@ -96,6 +93,9 @@ def where_run_sits(val_loss: float, preset: str, device: str, steps: int, tokens
     device type ('cpu', 'cuda', 'mps'), `tokens_per_sec` the run's median speed
     (`timing.median_tokens_per_sec`). `records` defaults to the recorded file, `presets` to
     the course's presets."""
+    checks.number("val_loss", val_loss, 0)
+    checks.integer("steps", steps, 0)
+    checks.number("tokens_per_sec", tokens_per_sec, 0, low_open=True)
     records = load_records() if records is None else records
     presets = PRESETS if presets is None else presets
     mine = [r for r in records if r["preset"] == preset]
@@ -107,8 +107,8 @@ def where_run_sits(val_loss: float, preset: str, device: str, steps: int, tokens
     rec = _pick(mine, device, tokens_per_sec)
     low, high = band(rec)
     losses = [r["val_loss"] for r in rec["runs"]]
-    rate, rec_steps = _median([r["tokens_per_sec"] for r in rec["runs"]]), _median(
-        [r["steps"] for r in rec["runs"]])
+    rate = statistics.median([r["tokens_per_sec"] for r in rec["runs"]])
+    rec_steps = statistics.median([r["steps"] for r in rec["runs"]])
     speed = tokens_per_sec / rate
     where = (f"the {len(losses)} recorded runs of {preset} on {_machine(rec)} "
              f"({rec['device']}) ended between {min(losses):.3f} and {max(losses):.3f}")

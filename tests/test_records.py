@@ -132,3 +132,10 @@ def test_run_verdict_reads_a_finished_run(small_corpus, counted_runs, monkeypatc
     monkeypatch.delenv("COURSE_PRESET", raising=False)
     assert run_verdict(trainer, records=around).normal  # the CPU preset: the run's device is a CPU
     assert run_verdict(trainer, CPU, [record(losses=(loss + 1,) * 3, steps=12)]).case == "fewer-steps"
+
+
+def test_bad_input_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="tokens_per_sec must be a finite number > 0"):
+        where_run_sits(1.5, CPU, "cpu", 2000, 0.0, RECORDS)
+    with pytest.raises(ValueError, match="val_loss must be a finite number"):
+        where_run_sits(float("nan"), CPU, "cpu", 2000, 3e4, RECORDS)
