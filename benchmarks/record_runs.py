@@ -7,8 +7,8 @@ is, for `lib.records.where_run_sits` (lessons 2 and 5 call it after the course's
 
 Each run is the course's run as lesson 2 makes it (`lib.course.course_run`, the preset chosen
 as $COURSE_PRESET chooses it), with the preset's own seed first and then others, trained here
-(never served from the cache, so its speed is this machine's) and then kept in the run cache,
-so the lessons that follow load the first. A run is scored as lesson 2 scores it: the loss on
+(not served from the cache unless `--reuse`, so its speed is this machine's) and then kept in
+the run cache, so the lessons that follow load the first. A run is scored as lesson 2 scores it: the loss on
 the whole validation split. Per preset and machine the file keeps one record: the machine
 (`lib.device.machine_identity`, and the GPU's name on CUDA), device, precision, PyTorch's
 threads, torch, date, command, the preset's configs, the fingerprint of the code that trains
@@ -39,14 +39,15 @@ from lib.timing import median_tokens_per_sec
 DEFAULT_PRESETS = ("shakespeare-char-cpu", "shakespeare-char-mini")
 
 
-def record_preset(preset: str, seeds: list[int], device: str = "auto") -> dict:
-    """Train the course's run of `preset` once per seed and return its record."""
+def record_preset(preset: str, seeds: list[int], device: str = "auto", reuse: bool = False) -> dict:
+    """Train the course's run of `preset` once per seed (or, with `reuse`, load the runs the
+    cache holds) and return its record."""
     os.environ[PRESET_ENV] = preset
     name, model_config, config = course_config(device)
     runs = []
     for seed in [config.seed] + [s for s in seeds if s != config.seed]:
         print(f"{preset}, seed {seed}:", flush=True)
-        trainer, _ = course_run(device, retrain=True, seed=seed)
+        trainer, _ = course_run(device, retrain=not reuse, seed=seed)
         runs.append({"seed": seed, "steps": trainer.step, "seconds": round(trainer.elapsed, 2),
                      "tokens_per_sec": round(median_tokens_per_sec(trainer.history), 1),
                      "val_loss": round(val_split_loss(trainer), 5)})
@@ -77,13 +78,16 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1337, 0, 1],
                         help="seeds (the preset's own first; at least 3, for a spread)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--reuse", action="store_true",
+                        help="use runs the run cache holds (their speed is that of the machine "
+                             "that trained them: use only a cache this machine filled)")
     parser.add_argument("--out", type=Path, default=RECORDS_FILE)
     args = parser.parse_args(argv)
     if len(set(args.seeds)) < 3:
         parser.error("--seeds: give at least 3 different seeds, so that the record has a spread")
     data = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
     for preset in args.presets:
-        data["records"] = merge(data["records"], record_preset(preset, args.seeds, args.device))
+        data["records"] = merge(data["records"], record_preset(preset, args.seeds, args.device, args.reuse))
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1) + "\n")
         os.replace(tmp, args.out)  # after each preset: a stopped recording keeps what it made
