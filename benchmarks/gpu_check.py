@@ -16,7 +16,8 @@ The file says the machine (GPU, compute capability, the precision lib picks, tor
 
 `--dry` checks the script itself on any machine, CI's CPU included: the unit tests marked gpu
 are collected (and skipped without a GPU), the course's run is a tiny model for 20 steps, and
-the lessons are one tiny notebook written for the purpose. Its file is marked `"dry": true`.
+the lessons are one tiny notebook written for the purpose (an .ipynb in a temporary folder).
+Its file is marked `"dry": true`.
 """
 
 from __future__ import annotations
@@ -180,8 +181,11 @@ def main(argv=None) -> int:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if args.dry:
-        tiny = Path(cache) / "00_tiny.md"
-        tiny.write_text(DRY_LESSON)
+        import jupytext  # as .ipynb: nbval collects it anywhere (the MyST collector only
+        # under the repository's conftest.py)
+
+        tiny = Path(cache) / "00_tiny.ipynb"
+        jupytext.write(jupytext.reads(DRY_LESSON, fmt="md:myst"), tiny, fmt="ipynb")
         paths = [tiny]
     else:
         paths = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.md"))

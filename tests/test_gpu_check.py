@@ -28,7 +28,7 @@ def test_the_dry_gpu_check_writes_every_part(tmp_path):
     assert run["steps"] == 20 and run["val_loss"] > 0 and run["tokens_per_sec"] > 0
     assert any("The course's run: 20 steps" in line for line in run["said"])  # said before training
     assert run["verdict"] and run["verdict_text"]
-    assert r["lessons"] == {"00_tiny.md": {"exit_code": 0, "seconds": r["lessons"]["00_tiny.md"]["seconds"],
+    assert r["lessons"] == {"00_tiny.ipynb": {"exit_code": 0, "seconds": r["lessons"]["00_tiny.ipynb"]["seconds"],
                                            "passed": 2, "failed": 0, "skipped": 0}}
 
 
