@@ -112,8 +112,9 @@ def where_run_sits(val_loss: float, preset: str, device: str, steps: int, tokens
     speed = tokens_per_sec / rate
     where = (f"the {len(losses)} recorded runs of {preset} on {_machine(rec)} "
              f"({rec['device']}) ended between {min(losses):.3f} and {max(losses):.3f}")
-    pace = (f"this {device} trained at {tokens_per_sec:,.0f} tokens per second, "
-            f"{speed:.2g} times the recording's {rate:,.0f}")
+    pace = (f"this run trained at {tokens_per_sec:,.0f} tokens per second, "
+            + (f"about the recording machine's {rate:,.0f}" if abs(speed - 1) < 0.05 else
+               f"{speed:.2g} times the recording machine's {rate:,.0f}"))
     if low <= val_loss <= high:
         return Verdict("inside", (
             f"This run is normal: its loss of {val_loss:.3f} is inside the recorded spread "

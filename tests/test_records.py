@@ -37,7 +37,8 @@ def test_a_run_inside_the_spread_is_normal_whatever_its_speed():
     v = where_run_sits(1.565, CPU, "cpu", 2000, 15_000.0, RECORDS)
     assert v.case == "inside" and v.normal
     assert "inside the recorded spread" in v.text and "between 1.550 and 1.570" in v.text
-    assert "0.5 times the recording's 30,000" in v.text  # half as fast, said, and no matter
+    assert "0.5 times the recording machine's 30,000" in v.text  # half as fast, said, and no matter
+    assert "about the recording machine's 30,000" in where_run_sits(1.565, CPU, "cpu", 2000, 29_000.0, RECORDS).text
     # the edges of the band are inside, just past them is not
     assert where_run_sits(1.57 + TOLERANCE - 1e-9, CPU, "cpu", 2000, 3e4, RECORDS).normal
     assert not where_run_sits(1.57 + TOLERANCE + 1e-3, CPU, "cpu", 2000, 3e4, RECORDS).normal
