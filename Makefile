@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test test-swap unit lint gpu-test browser-test lab clean
+.PHONY: book test test-swap unit lint gpu-test gpu-check browser-test lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ gpu-test: $(STAMP)   # on a CUDA machine: the unit tests, those marked gpu inclu
 	@$(BIN)/python -c "import sys, torch; torch.cuda.is_available() or sys.exit('make gpu-test: PyTorch sees no CUDA GPU. Install the CUDA build of torch into .venv (see README, On a GPU).')"
 	$(BIN)/python -c "import torch; print('GPU:', torch.cuda.get_device_name(), '| torch', torch.__version__)"
 	COURSE_REQUIRE_GPU=1 $(BIN)/python -m pytest tests --nbval lessons --durations=20
+
+gpu-check: $(STAMP)   # on a CUDA machine, under 10 minutes: gpu tests, the course's run and each lesson timed
+	$(BIN)/python benchmarks/gpu_check.py --out benchmarks/gpu-check.json
 
 AXE := node_modules/axe-core/axe.min.js
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt
+from . import budget, checkpoint as ckpt
 from .data import cache_dir, load_char_corpus
 from .device import describe, pick_device
 from .model import GPTConfig
@@ -247,23 +247,47 @@ def train_seeds(model_config: GPTConfig, config: TrainConfig, corpus, seeds=SEED
 
 
 def course_run(device: str = "auto", verbose: bool = True, progress: bool = False,
-               retrain: bool = False) -> tuple[Trainer, "object"]:
+               retrain: bool = False, seed: int | None = None, timing=None,
+               capped: bool | None = None) -> tuple[Trainer, "object"]:
     """The course's main model, shared by the lessons: (trainer, corpus).
 
     The preset of `course_preset` (the CPU preset on a CPU, the GPU preset on CUDA, or the one
     $COURSE_PRESET names), trained on Tiny Shakespeare once and then served from the run cache.
-    While it trains, a sample is written before the first step and after each quarter of the
-    steps, into `trainer.history["samples"]` (rows of step and text). `retrain=True` trains it
-    anew.
+    Before it trains, a few steps are timed and the time it will take is printed; on CUDA
+    (`capped`, None: on CUDA only) its steps are cut where the preset would take longer than
+    lib.budget's GPU budget. `timing` (seconds per step, per evaluation) replaces the timing:
+    a slow device faked. While it trains, a sample is written before the first step and after
+    each quarter of the steps, into `trainer.history["samples"]` (rows of step and text).
+    `retrain=True` trains it anew. `seed` replaces the preset's seed (benchmarks/record_runs.py
+    records several).
     """
     _, model_config, config = course_config(device)
-    config = dataclasses.replace(config, progress=progress)
+    config = dataclasses.replace(config, progress=progress,
+                                 **({} if seed is None else {"seed": seed}))
     corpus = load_char_corpus()
+    if capped is None:
+        capped = pick_device(config.device).type == "cuda"
+    done = [c for c in budget.run_configs(config, capped) if not retrain and _cached(
+        model_config, c, corpus)]
+    if done:  # trained before on this device, under a plan made then: no timing needed
+        config = done[0]
+    else:
+        plan = budget.plan_run(config, *(timing or budget.time_run(
+            model_config, config, corpus.train, corpus.val)), capped=capped)
+        config = plan.config
+        if verbose:
+            print(plan.sentence)
     record = sample_recorder(corpus.tokenizer, prompt="\n", length=200, seed=0)
     trainer = train_or_load(model_config, config, corpus, callback=record,
                             callback_interval=max(1, config.max_steps // 4), verbose=verbose,
                             retrain=retrain)
     return trainer, corpus
+
+
+def _cached(model_config: GPTConfig, config: TrainConfig, corpus) -> bool:
+    """Whether the run cache holds this run (it may still fail to load: train_or_load says)."""
+    key = run_key(model_config, config, corpus)
+    return (cache_dir() / "runs" / key / ckpt.CHECKPOINT_FILE).exists()
 
 
 # --------------------------------------------------------------------------- held-out blocks

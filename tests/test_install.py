@@ -75,7 +75,8 @@ def test_a_learner_installs_the_course_and_runs_lesson_01_outside_a_clone(tmp_pa
             "assert 'id=\"course-calc-' in m and 'function sizes' in s; "
             "m, s = widgets.sampling_explorer('p', ['a', 'rest'], [1.0], ['none'], "
             "{('none', 1.0): {'probs': [1.0, 0.0], 'kept': 1, 'text': 't'}}); "
-            "assert 'course-sampling' in m and 'course-sampling' in s")
+            "assert 'course-sampling' in m and 'course-sampling' in s; "
+            "from lib.records import load_records; assert load_records()")  # the recorded runs
     res = subprocess.run([python, "-c", show], cwd=elsewhere, env=env, capture_output=True,
                          text=True, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
