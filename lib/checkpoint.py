@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from . import checks
 from .tokenizer import tokenizer_from_dict
 from .device import check_memory, pick_device
-from .model import GPT, GPTConfig
+from .model import ARCHS, GPT, GPTConfig
 
 CHECKPOINT_FILE = "ckpt.pt"
 FORMAT_VERSION = 2  # 2: a sha256 of the tensors ("checksum"); version 1 had none, and still loads
@@ -333,21 +334,45 @@ def check_training_state(state: dict) -> None:
 # --------------------------------------------------------------------------- a model to use
 
 
-def load_model(path, device: str = "auto"):
+def load_model(path, device: str = "auto", arch: str | None = None):
     """A trained model for inference: (model in eval mode, tokenizer or None, the checkpoint's
-    dict). A model too big for the device is refused before it is built."""
+    dict). A model too big for the device is refused before it is built. The architecture is
+    the one the checkpoint records (an old checkpoint without the switches is GPT-2); `arch`
+    ("gpt2", "modern") asks for one, and a checkpoint of another is refused."""
     state = load_checkpoint(path)
     dev = pick_device(device)
     try:
         config = GPTConfig.from_dict(state["model_config"])
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its model config is not a GPTConfig: {err}") from err
+    if arch is not None and config.arch != checks.choice("arch", arch, ARCHS):
+        raise CheckpointError(f"{path} holds a model of architecture {config.arch}, not {arch}: "
+                              f"load it as {config.arch}, or train a {arch} model")
     n = GPT.estimate_parameters_unchecked(config)
     check_memory({"weights": 4 * n}, dev, f"{path}: a GPT with {n:,} parameters")
+    model = GPT(config)
+    _check_weight_names(path, state.get("model"), model, config)
     try:
-        model = GPT(config)
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: the weights do not fit their model config: {err}") from err
+        first = str(err).strip().splitlines()
+        raise CheckpointError(f"{path}: the weights do not fit their model config: "
+                              f"{' '.join(line.strip() for line in first)[:300]}") from err
     tokenizer = tokenizer_from_dict(state.get("tokenizer"))
     return model.to(dev).eval(), tokenizer, state
+
+
+def _check_weight_names(path, weights, model, config) -> None:
+    """One line when the weights are of another architecture than the config says (a table of
+    positions where RoPE needs none, a SwiGLU gate where GELU has none, ...)."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path}: the checkpoint holds no model weights")
+    def names(keys):  # the model's own (a position table) before the blocks' (any of L)
+        return sorted(keys, key=lambda k: (".h." in k, k))
+
+    missing = names(set(model.state_dict()) - set(weights))
+    unexpected = names(set(weights) - set(model.state_dict()))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: the weights are not of the architecture its model config records "
+            f"({config.arch}): missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -26,7 +26,7 @@ from .data import corpus_record, load_corpus, resume_corpus
 from .device import cleanup_runtime, init_runtime
 from .evaluation import EVAL_TOKENS, evaluated_tokens, split_loss
 from .limits import check_path_name, check_run_fits
-from .model import GPTConfig
+from .model import ARCHS, GPTConfig
 from .terminal import Unfailing
 from .trainer import TrainConfig, Trainer, TrainingDiverged, steps_in_time
 
@@ -105,6 +105,10 @@ def train_parser() -> argparse.ArgumentParser:
                             "stopped, with its own settings (flags given here override them)")
     start.add_argument("--overwrite", action="store_true",
                        help="start a new run even if --out holds one (which it replaces)")
+    p.add_argument("--arch", choices=sorted(ARCHS),
+                   help="the architecture's switches in one word: gpt2 (the preset's) or modern "
+                        "(rotary positions, RMSNorm, SwiGLU, QK-norm, no biases); the model "
+                        "flags below override single switches")
     add_config_flags(p, GPTConfig, "model (GPTConfig fields)")
     add_config_flags(p, TrainConfig, "training (TrainConfig fields)", skip={"out_dir"})
     return p
@@ -166,7 +170,8 @@ def _configs_for(args: dict, model_over: dict, train_over: dict):
         raise CheckpointError(f"{train_over['out_dir']}: not a training checkpoint of this "
                               f"course ({err!r})") from None
     if model_over and dataclasses.replace(saved_model, **model_over) != saved_model:
-        raise ValueError("--resume continues the saved model; do not change its model flags")
+        raise ValueError(f"--resume continues the saved model (architecture {saved_model.arch}); "
+                         "do not change its model flags or --arch")
     step = state.get("step")
     max_steps = train_over.get("max_steps", state["train_config"].get("max_steps"))
     if isinstance(step, int) and isinstance(max_steps, int) and max_steps <= step:
@@ -196,6 +201,8 @@ def train_main(argv: list[str] | None = None) -> None:
     model_fields = {f.name for f in dataclasses.fields(GPTConfig)}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     model_over = {k: v for k, v in args.items() if k in model_fields and v is not None}
+    if args["arch"]:
+        model_over = {**ARCHS[args["arch"]], **model_over}
     train_over = {k: v for k, v in args.items() if k in train_fields and v is not None}
     if train_over.get("out_dir") == "":
         fail(parser, ValueError("--out needs a folder to save the checkpoint in"))
@@ -326,6 +333,8 @@ def sample_parser() -> argparse.ArgumentParser:
                        help="OpenAI's GPT-2 instead: gpt2, gpt2-medium, gpt2-large, gpt2-xl (from the "
                             "Hugging Face hub or its cache) or a folder holding a Hugging Face "
                             "snapshot; needs transformers")
+    p.add_argument("--arch", choices=sorted(ARCHS),
+                   help="refuse a checkpoint of another architecture than this one")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     p.add_argument("--tokens", type=int, default=500, help="how many tokens to write (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.8,
@@ -360,7 +369,7 @@ def sample_main(argv: list[str] | None = None) -> None:
 
             model, tokenizer = load_gpt2(args.pretrained, device=runtime.device)
         else:
-            model, tokenizer, _ = load_model(args.checkpoint, runtime.device)
+            model, tokenizer, _ = load_model(args.checkpoint, runtime.device, arch=args.arch)
         if tokenizer is None:
             raise CheckpointError(f"{args.checkpoint} holds no tokenizer, so text cannot be encoded")
         broken = next((n for n, p in model.named_parameters() if not torch.isfinite(p).all()), None)

@@ -102,8 +102,8 @@ def course_config(device="auto") -> tuple[str, GPTConfig, TrainConfig]:
 # --------------------------------------------------------------------------- the run cache
 
 # The modules whose source changes what a run computes (its weights, its history, its samples).
-COMPUTE_MODULES = ("model", "trainer", "optim", "evaluation", "schedules", "data", "sampling",
-                   "device")
+COMPUTE_MODULES = ("model", "model_config", "blocks", "trainer", "optim", "evaluation",
+                   "schedules", "data", "sampling", "device")
 
 
 def source_fingerprint(modules=COMPUTE_MODULES, root: Path | None = None) -> str:

@@ -1,10 +1,15 @@
-"""The GPT the course trains: exactly the GPT-2 architecture, at any size.
+"""The GPT the course trains: by default exactly the GPT-2 architecture, at any size.
 
 Read top to bottom, this file follows the diagram of the model:
 
     tokens -> token embedding + position embedding -> dropout
            -> n_layer x Block( x + Attention(LayerNorm(x)) ; x + MLP(LayerNorm(x)) )
            -> final LayerNorm -> language-model head (tied to the token embedding) -> logits
+
+Switches in GPTConfig (lib.model_config) swap in what models changed since (`lib.blocks`): rotary positions instead
+of the position table, RMSNorm, a SwiGLU MLP, normalised queries and keys, no biases;
+`GPTConfig(...).with_arch("modern")` turns them all on. `forward(idx, cache)` reads only new
+tokens when handed a `KVCache` holding the keys and values of the earlier ones.
 
 Parameter names are GPT-2's (`transformer.wte`, `transformer.h.0.attn.c_attn`, ...), so weights
 move between this model and Hugging Face's `GPT2LMHeadModel` with only the transposes of its
@@ -14,56 +19,21 @@ Conv1D layers (see `GPT.from_hf_state_dict` and `GPT.to_hf_state_dict`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import checks
+from .blocks import KVCache, SwiGLU, apply_rope, rope_tables
+from .model_config import ARCHS, GPTConfig  # noqa: F401 (ARCHS: named here for lib's callers)
 
 
-@dataclass
-class GPTConfig:
-    """The shape of a GPT. The defaults are the classic small character-level model."""
-
-    vocab_size: int = 65  # number of distinct tokens (65 characters in Tiny Shakespeare)
-    block_size: int = 256  # context length T: the most tokens the model reads at once
-    n_layer: int = 6  # number of transformer blocks
-    n_head: int = 6  # attention heads per block; each is n_embd // n_head wide
-    n_embd: int = 384  # width of the residual stream (embedding size d)
-    dropout: float = 0.0  # dropout probability in training (0 = off, best for small data + short runs)
-    bias: bool = True  # biases in Linear layers and LayerNorms, as in GPT-2
-    layer_norm_eps: float = 1e-5  # LayerNorm epsilon, GPT-2's value
-
-    def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            checks.integer(f"GPTConfig.{name}", getattr(self, name), 1)
-        if self.n_embd % self.n_head != 0:
-            raise ValueError(
-                f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
-                f"each head gets n_embd // n_head dimensions. Try n_embd = "
-                f"{self.n_head * max(1, round(self.n_embd / self.n_head))}."
-            )
-        checks.number("GPTConfig.dropout", self.dropout, 0.0, 1.0, high_open=True)
-        checks.boolean("GPTConfig.bias", self.bias)
-        # smaller epsilons vanish in float32 arithmetic
-        checks.number("GPTConfig.layer_norm_eps", self.layer_norm_eps, 1e-12, 1, high_open=True)
-
-    @property
-    def head_dim(self) -> int:
-        return self.n_embd // self.n_head
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GPTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"Unknown GPTConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+def make_norm(config: GPTConfig, dim: int) -> nn.Module:
+    """GPT-2's LayerNorm (subtract the mean, divide by the spread, scale, shift) or RMSNorm
+    (divide by the root mean square, scale: no mean, no bias)."""
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(dim, eps=config.layer_norm_eps)
+    return nn.LayerNorm(dim, eps=config.layer_norm_eps, bias=config.bias)
 
 
 class CausalSelfAttention(nn.Module):
@@ -78,31 +48,55 @@ class CausalSelfAttention(nn.Module):
         # output projection back into the residual stream
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
+        if config.qk_norm:  # one gain per head dimension, shared by the heads
+            self.q_norm = nn.RMSNorm(config.head_dim, eps=config.layer_norm_eps)
+            self.k_norm = nn.RMSNorm(config.head_dim, eps=config.layer_norm_eps)
+        else:
+            self.q_norm = self.k_norm = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def qkv(self, x: torch.Tensor, rope=None):
+        """Queries, keys and values of x (B, T, C), each (B, n_head, T, head_dim): normalised
+        (qk_norm) and rotated by the (cos, sin) of their positions (rope), where switched on."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
         k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
         v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
-        # softmax(q k^T / sqrt(head_dim)) v, with the future masked out (is_causal)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, rope=None, cache: KVCache | None = None,
+                layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x, rope)
+        start, mask = 0, None
+        if cache is not None:  # earlier positions' keys and values come from the cache
+            start = cache.length
+            k, v = cache.update(layer, k, v)  # 2 x (B, n_head, start + T, head_dim)
+            if start and T > 1:  # new query i (position start + i) sees keys 0 .. start + i
+                mask = (torch.arange(start + T, device=x.device)[None, :]
+                        <= torch.arange(start, start + T, device=x.device)[:, None])  # (T, start+T)
+        # softmax(q k^T / sqrt(head_dim)) v, with the future masked out; one new query after
+        # cached keys has no future to mask
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=start == 0 and T > 1,
         )  # (B, n_head, T, head_dim)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
     @torch.no_grad()
-    def attention_pattern(self, x: torch.Tensor) -> torch.Tensor:
+    def attention_pattern(self, x: torch.Tensor, rope=None) -> torch.Tensor:
         """The attention weights softmax(q k^T / sqrt(head_dim)) with the causal mask, written out.
 
         x is the block's input after ln_1, (B, T, C); returns (B, n_head, T, T), each row a
         distribution over the positions <= its own. forward() computes the same thing fused.
         """
-        B, T, C = x.shape
-        q, k, _ = self.c_attn(x).split(C, dim=2)  # 2 x (B, T, C)
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
-        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
+        T = x.size(1)
+        q, k, _ = self.qkv(x, rope)  # 2 x (B, n_head, T, head_dim)
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, n_head, T, T)
         future = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), diagonal=1)
         return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
@@ -123,38 +117,42 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """One transformer block, pre-LayerNorm: each sub-layer adds to the residual stream."""
+    """One transformer block, pre-norm: each sub-layer adds to the residual stream."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.ln_1 = make_norm(config, config.n_embd)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
-        self.mlp = MLP(config)
+        self.ln_2 = make_norm(config, config.n_embd)
+        self.mlp = (MLP(config) if config.mlp == "gelu"
+                    else SwiGLU(config.n_embd, config.bias, config.dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))  # tokens exchange information
+    def forward(self, x: torch.Tensor, rope=None, cache: KVCache | None = None,
+                layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rope, cache, layer)  # tokens exchange information
         x = x + self.mlp(self.ln_2(x))  # each position computes on what it gathered
         return x
 
 
 class GPT(nn.Module):
-    """The GPT-2 language model: token ids (B, T) in, next-token logits (B, T, vocab_size) out."""
+    """The GPT language model: token ids (B, T) in, next-token logits (B, T, vocab_size) out."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
         self.config = config  # (too big for the machine? lib.device.check_model_memory, first)
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embedding
-                wpe=nn.Embedding(config.block_size, config.n_embd),  # position embedding
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias),
-            )
-        )
+        parts = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))  # token embedding
+        if config.position == "learned":
+            parts["wpe"] = nn.Embedding(config.block_size, config.n_embd)  # position embedding
+        else:  # rotary: the rotation tables, computed (not learned, not saved)
+            cos, sin = rope_tables(config.head_dim, config.block_size)  # 2 x (block_size, head_dim/2)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        parts.update(drop=nn.Dropout(config.dropout),
+                     h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                     ln_f=make_norm(config, config.n_embd))
+        self.transformer = nn.ModuleDict(parts)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix, used twice
         self.apply(self._init_weights)
@@ -167,13 +165,18 @@ class GPT(nn.Module):
         """The parameter count of GPT(config), from the config alone (exact; tested), without
         building it: `lib.device.check_model_memory` uses it to refuse a model too big for the
         machine before any memory is allocated."""
-        d, L, b = config.n_embd, config.n_layer, int(config.bias)
+        d, L, b, h = config.n_embd, config.n_layer, int(config.bias), config.mlp_hidden
+        norm = d if config.norm == "rmsnorm" else d + b * d  # gain (and LayerNorm's bias)
+        mlp = (d * h + b * h + h * d + b * d  # MLP: c_fc, c_proj
+               + (d * h + b * h if config.mlp == "swiglu" else 0))  # SwiGLU's c_gate
         per_block = (
-            2 * (d + b * d)  # two LayerNorms
+            2 * norm  # two norms
             + d * 3 * d + b * 3 * d + d * d + b * d  # attention: c_attn, c_proj
-            + d * 4 * d + b * 4 * d + 4 * d * d + b * d  # MLP: c_fc, c_proj
+            + 2 * config.head_dim * config.qk_norm  # q_norm, k_norm
+            + mlp
         )
-        return config.vocab_size * d + config.block_size * d + L * per_block + d + b * d
+        positions = config.block_size * d if config.position == "learned" else 0
+        return config.vocab_size * d + positions + L * per_block + norm
 
     @classmethod
     def training_memory_bytes(cls, config: GPTConfig) -> dict[str, int]:
@@ -191,7 +194,7 @@ class GPT(nn.Module):
         - Linear and Embedding weights: N(0, 0.02); biases zero. The tied head shares the token
           embedding's matrix, so that matrix is drawn twice, first as the embedding and then as
           the head's Linear (module order); the second draw, from the same N(0, 0.02), is kept.
-        - LayerNorm: weight one, bias zero (PyTorch's default, left as it is).
+        - LayerNorm and RMSNorm: weight one, bias zero (PyTorch's default, left as it is).
         - The special case, `_scale_residual_projections`: the two projections that write into
           the residual stream in each block (attn.c_proj, mlp.c_proj) get std 0.02 / sqrt(2 *
           n_layer), so the stream's variance does not grow with depth (2 writes per block).
@@ -211,23 +214,46 @@ class GPT(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits for the next token at every position: (B, T) ids -> (B, T, vocab_size)."""
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits for the next token at every position: (B, T) ids -> (B, T, vocab_size).
+
+        With a `cache` (from `new_cache`), idx holds the tokens at positions cache.length,
+        cache.length + 1, ...: they attend to the cached keys and values of the earlier ones,
+        and their own are added to the cache.
+        """
         if idx.dim() != 2:
             raise ValueError(f"GPT expects token ids of shape (B, T), got shape {tuple(idx.shape)}")
         B, T = idx.shape
-        if T > self.config.block_size:
+        start = 0 if cache is None else cache.length
+        if start + T > self.config.block_size:
             raise ValueError(
-                f"Sequence of {T} tokens is longer than the model's block_size "
+                f"Sequence of {start + T} tokens is longer than the model's block_size "
                 f"{self.config.block_size}: crop it to the last {self.config.block_size} tokens."
             )
-        pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C) + (T, C)
-        x = self.transformer.drop(x)
-        for block in self.transformer.h:
-            x = block(x)  # (B, T, C)
+        x, rope = self._embed(idx, start)  # (B, T, C)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, rope, cache, i)  # (B, T, C)
+        if cache is not None:
+            cache.advance(T)
         x = self.transformer.ln_f(x)
         return self.lm_head(x)  # (B, T, vocab_size)
+
+    def _embed(self, idx: torch.Tensor, start: int = 0):
+        """The residual stream entering the first block for the tokens idx (B, T) at positions
+        start, start + 1, ...; and the rotation tables of those positions (None without RoPE)."""
+        T = idx.size(1)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if self.config.position == "learned":
+            pos = torch.arange(start, start + T, device=idx.device)  # (T,)
+            x = x + self.transformer.wpe(pos)  # (B, T, C) + (T, C)
+        else:
+            rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])  # 2 x (T, head_dim/2)
+        return self.transformer.drop(x), rope
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for this model, with room for block_size positions."""
+        return KVCache(self.config.n_layer, self.config.block_size)
 
     @torch.no_grad()
     def attention_weights(self, idx: torch.Tensor, layer: int = -1) -> torch.Tensor:
@@ -239,13 +265,12 @@ class GPT(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            pos = torch.arange(idx.size(1), device=idx.device)
-            x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # as in forward
+            x, rope = self._embed(idx)  # as in forward
             blocks = self.transformer.h
             for block in blocks[: layer % len(blocks)]:
-                x = block(x)  # the residual stream entering block `layer`
+                x = block(x, rope)  # the residual stream entering block `layer`
             block = blocks[layer]
-            return block.attn.attention_pattern(block.ln_1(x))
+            return block.attn.attention_pattern(block.ln_1(x), rope)
         finally:
             self.train(was_training)
 
@@ -286,7 +311,7 @@ class GPT(nn.Module):
         """
         c = self.config
         T = c.block_size if seq_len is None else seq_len
-        n = self.num_parameters() - self.transformer.wpe.weight.numel()
+        n = self.num_parameters() - (c.block_size * c.n_embd if c.position == "learned" else 0)
         return 6 * n + 12 * c.n_layer * T * c.n_embd
 
     # ------------------------------------------------------------------ optimisation

@@ -98,43 +98,59 @@ def _sample(logits, temperature, top_k, top_p, generator) -> torch.Tensor:
 
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
     """Extend each row of `idx` (B, T) by `max_new_tokens` sampled tokens.
 
     The context is cropped to the model's block_size; the model runs in eval mode and is
     returned to the mode it was in. `stream` gives the same tokens one step at a time.
+    With `use_cache` (and a model that has `new_cache`, as lib's GPT) each step reads only
+    the new token and reuses the keys and values of the others: the same tokens, faster.
     """
-    new = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator))
+    new = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache))
     return torch.cat([idx, *(t[:, None] for t in new)], dim=1)
 
 
 def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None,
-           generator: torch.Generator | None = None):
+           generator: torch.Generator | None = None, use_cache: bool = True):
     """Yield the next token of each row of `idx` (a (B,) tensor), `max_new_tokens` times: the
     tokens `generate` appends, as they are drawn (to show text while it is written)."""
     check_sampling_args(temperature, top_k, top_p)
     checks.integer("max_new_tokens", max_new_tokens, 0)
+    checks.boolean("use_cache", use_cache)
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError(
             f"generate needs a prompt of shape (B, T) with T >= 1, got shape {tuple(idx.shape)}; "
             "start from at least one token (for example a newline)"
         )
-    return _stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator)
+    cache = model.new_cache() if use_cache and hasattr(model, "new_cache") else None
+    return _stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator, cache)
 
 
-def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator):
+def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, generator, cache=None):
+    """The generation loop. With a KV cache, a step reads only the token drawn last, until the
+    context fills the window; from then on each new token slides the window, which moves every
+    token to another position, so the cache is rebuilt from the window (the no-cache path's
+    computation: same logits, same tokens)."""
     was_training = model.training
     model.eval()
     try:
         block_size = model.config.block_size
         context = idx[:, -block_size:]  # (B, <= block_size)
+        todo = context  # the tokens the model has not read yet
         for _ in range(max_new_tokens):
             with torch.no_grad():
-                logits = model(context)[:, -1, :]  # (B, V): the prediction after the last token
+                if cache is None:
+                    logits = model(context)[:, -1, :]  # (B, V): the prediction after the last token
+                else:
+                    if cache.length + todo.size(1) > block_size:  # the window slid: read it anew
+                        cache.reset()
+                        todo = context
+                    logits = model(todo, cache)[:, -1, :]  # (B, V)
             nxt = _sample(logits, temperature, top_k, top_p, generator)  # (B,); checked once
             yield nxt
             context = torch.cat([context, nxt[:, None]], dim=1)[:, -block_size:]
+            todo = nxt[:, None]  # (B, 1)
     finally:
         model.train(was_training)
 
