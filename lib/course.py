@@ -261,6 +261,71 @@ def course_run(device: str = "auto", verbose: bool = True, progress: bool = Fals
     return trainer, corpus
 
 
+# --------------------------------------------------------------------------- fine-tuning runs
+
+
+@dataclasses.dataclass
+class FineTuned:
+    """A fine-tuning run (`fine_tune_or_load`): the model (plain, any adapters merged into its
+    weights), the trainer's history, its config and how many parameters it trained."""
+
+    model: object
+    history: dict
+    config: TrainConfig
+    trainable: int
+
+
+def fine_tune_or_load(base, config: TrainConfig, pairs, corpus, *, masked: bool = True,
+                      lora_rank: int = 0, lora_alpha: float = 8.0, from_scratch: bool = False,
+                      verbose: bool = False) -> FineTuned:
+    """`lib.posttrain.fine_tuner`'s run of `base` on `pairs`, trained once and then served from
+    the run cache, as `train_or_load` does for pre-training: the key covers the base's weights,
+    the pairs, the corpus, the configs and settings, the device type and the source of the
+    compute modules and of lib.posttrain. The checkpoint is a plain model (adapters merged),
+    so `python -m lib.sample --checkpoint` writes with it."""
+    from .model import GPT
+    from .posttrain import fine_tuner, merge_lora, trainable_parameters
+
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("progress", "out_dir")}
+    parts = (base.config.to_dict(), settings, ckpt.tensor_checksum(base.state_dict()),
+             [tensor_digest(t) for t in (pairs.x, pairs.y, pairs.y_unmasked, corpus.train,
+                                         corpus.val)],
+             corpus.tokenizer.to_dict(), masked, lora_rank, lora_alpha, from_scratch,
+             pick_device(config.device).type,
+             source_fingerprint(COMPUTE_MODULES + ("posttrain",)))
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = cache_dir() / "runs" / f"ft-{key}" / ckpt.CHECKPOINT_FILE
+    if path.exists():
+        try:
+            state = ckpt.load_checkpoint(path)
+            ckpt.check_training_state(state)
+            model = GPT(base.config)
+            model.load_state_dict(state["model"])
+            return FineTuned(model.to(pick_device(config.device)), state["history"], config,
+                             state["meta"]["trainable"])
+        except Exception as err:  # noqa: BLE001 - a cache is disposable: any failure retrains
+            _move_aside(path)
+            print(f"The cached run ft-{key} could not be used ({str(err)[:200]}); training it again.")
+    trainer = fine_tuner(base, config, pairs, corpus.train, corpus.val, corpus.tokenizer,
+                         masked=masked, lora_rank=lora_rank, lora_alpha=lora_alpha,
+                         from_scratch=from_scratch)
+    trainable = trainable_parameters(trainer.model)
+    if verbose:
+        print(f"Fine-tuning {trainable:,} parameters for {config.max_steps} steps.")
+    trainer.run()
+    model = merge_lora(trainer.model)
+    state = {"model": model.state_dict(), "model_config": base.config.to_dict(),
+             "train_config": config.to_dict(), "tokenizer": corpus.tokenizer.to_dict(),
+             "step": trainer.step, "elapsed": trainer.elapsed, "history": trainer.history,
+             "meta": {"trainable": trainable, "masked": masked, "lora_rank": lora_rank,
+                      "from_scratch": from_scratch}}
+    try:
+        ckpt.save_checkpoint(state, path)
+    except ckpt.CheckpointError as err:
+        print(f"{err} The run was not kept in the cache; it is used as it is.")
+    return FineTuned(model, trainer.history, config, trainable)
+
+
 # --------------------------------------------------------------------------- held-out blocks
 
 

@@ -12,7 +12,7 @@ FLOORS = {
     0: {"checks"},
     1: {"model", "data", "device", "schedules", "sampling", "baselines", "stats"},
     2: {"config", "optim", "evaluation", "checkpoint", "trainer", "landscape", "pretrained",
-        "timing"},
+        "timing", "posttrain", "rewards"},
     3: {"course", "book", "quiz", "plotting", "widgets"},
     4: {"cli", "bench", "train", "sample", "__init__"},
 }
