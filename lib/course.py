@@ -267,12 +267,14 @@ def course_run(device: str = "auto", verbose: bool = True, progress: bool = Fals
 @dataclasses.dataclass
 class FineTuned:
     """A fine-tuning run (`fine_tune_or_load`): the model (plain, any adapters merged into its
-    weights), the trainer's history, its config and how many parameters it trained."""
+    weights), the trainer's history, its config, how many parameters it trained, and the
+    trained adapters themselves (LoRA's A and B by name; empty without LoRA)."""
 
     model: object
     history: dict
     config: TrainConfig
     trainable: int
+    adapters: dict
 
 
 def fine_tune_or_load(base, config: TrainConfig, pairs, corpus, *, masked: bool = True,
@@ -302,7 +304,7 @@ def fine_tune_or_load(base, config: TrainConfig, pairs, corpus, *, masked: bool 
             model = GPT(base.config)
             model.load_state_dict(state["model"])
             return FineTuned(model.to(pick_device(config.device)), state["history"], config,
-                             state["meta"]["trainable"])
+                             state["meta"]["trainable"], state["adapters"])
         except Exception as err:  # noqa: BLE001 - a cache is disposable: any failure retrains
             _move_aside(path)
             print(f"The cached run ft-{key} could not be used ({str(err)[:200]}); training it again.")
@@ -313,17 +315,20 @@ def fine_tune_or_load(base, config: TrainConfig, pairs, corpus, *, masked: bool 
     if verbose:
         print(f"Fine-tuning {trainable:,} parameters for {config.max_steps} steps.")
     trainer.run()
+    adapters = {k: v.clone() for k, v in trainer.model.state_dict().items()
+                if k.endswith((".A", ".B"))}
     model = merge_lora(trainer.model)
     state = {"model": model.state_dict(), "model_config": base.config.to_dict(),
              "train_config": config.to_dict(), "tokenizer": corpus.tokenizer.to_dict(),
              "step": trainer.step, "elapsed": trainer.elapsed, "history": trainer.history,
+             "adapters": adapters,
              "meta": {"trainable": trainable, "masked": masked, "lora_rank": lora_rank,
                       "from_scratch": from_scratch}}
     try:
         ckpt.save_checkpoint(state, path)
     except ckpt.CheckpointError as err:
         print(f"{err} The run was not kept in the cache; it is used as it is.")
-    return FineTuned(model, trainer.history, config, trainable)
+    return FineTuned(model, trainer.history, config, trainable, adapters)
 
 
 # --------------------------------------------------------------------------- held-out blocks

@@ -184,6 +184,12 @@ def test_fine_tuning_runs_on_the_trainer_and_its_checkpoint_samples(tmp_path, mo
     again = fine_tune_or_load(base, config, pairs, corpus, lora_rank=2)  # from the cache
     assert torch.equal(again.model.transformer.h[0].attn.c_attn.weight,
                        runs["lora"].model.transformer.h[0].attn.c_attn.weight)
+    adapted = GPT(base.config)  # the base with the run's trained adapters = the merged model
+    adapted.load_state_dict(base.state_dict())
+    pt.add_lora(adapted, rank=2, alpha=8.0)
+    adapted.load_state_dict(again.adapters, strict=False)
+    x = pairs.x
+    assert torch.allclose(adapted(x), again.model(x), atol=1e-5)
     [path] = [p for p in (tmp_path / "cache" / "runs").glob("ft-*/ckpt.pt")
               if torch.load(p, weights_only=True)["meta"]["lora_rank"] == 2]
     res = run("lib.sample", "--checkpoint", str(path), "--prompt", "What news?$", "--tokens",
