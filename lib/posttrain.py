@@ -218,6 +218,16 @@ def trainable_parameters(model: nn.Module) -> int:
 # --------------------------------------------------------------------------- a fine-tuning run
 
 
+def fine_tune_config(pretraining: TrainConfig, steps: int = 60, batch_size: int = 16,
+                     lr: float = 1e-3) -> TrainConfig:
+    """The lessons' fine-tuning config, from the pre-training's (its device, precision and
+    betas): a short run with AdamW at a peak rate below pre-training's, a warmup of a tenth of
+    the steps, and evaluations (of the plain text: what is forgotten) at the start and end."""
+    return dataclasses.replace(pretraining, max_steps=steps, batch_size=batch_size,
+                               optimizer="adamw", lr=lr, warmup_steps=max(1, steps // 10),
+                               eval_interval=steps, eval_batches=8, progress=False)
+
+
 def fine_tuner(base: GPT, config: TrainConfig, pairs: Pairs, train_data: torch.Tensor,
                val_data: torch.Tensor, tokenizer: CharTokenizer | None = None, *,
                masked: bool = True, lora_rank: int = 0, lora_alpha: float = 8.0,

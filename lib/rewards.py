@@ -125,3 +125,24 @@ def grpo_step(policy, reference, prompt: torch.Tensor, reward_fn, decode, optimi
     policy.train(was_training)
     return {"reward": rewards.mean().item(), "loss": loss.item(),
             "kl": ((kl * mask).sum() / mask.sum()).item(), "texts": texts}
+
+
+def train_on_reward(policy, reference, prompts: torch.Tensor, reward_fn, decode, *, steps: int,
+                    prompts_per_step: int = 4, lr: float = 1e-4, seed: int = 0,
+                    **step_kw) -> list[dict]:
+    """`steps` GRPO steps (`grpo_step`) of `policy` (trained in place, with AdamW) against the
+    frozen `reference`, each on `prompts_per_step` prompts drawn from the rows of `prompts`
+    by a generator seeded with `seed`. Returns a history: per step, its reward, KL and loss."""
+    checks.integer("steps", steps, 1)
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr,
+                                  weight_decay=0.0)
+    rng = torch.Generator().manual_seed(seed)
+    history = []
+    for step in range(1, steps + 1):
+        rows = torch.randint(len(prompts), (prompts_per_step,), generator=rng)
+        stats = grpo_step(policy, reference, prompts[rows], reward_fn, decode, optimizer,
+                          generator=rng, **step_kw)
+        history.append({"step": step, **{k: v for k, v in stats.items() if k != "texts"}})
+    return history

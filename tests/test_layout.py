@@ -13,7 +13,7 @@ FLOORS = {
     1: {"model", "data", "device", "schedules", "sampling", "baselines", "stats"},
     2: {"config", "optim", "evaluation", "checkpoint", "trainer", "landscape", "pretrained",
         "timing", "posttrain", "rewards"},
-    3: {"course", "book", "quiz", "plotting", "widgets"},
+    3: {"course", "book", "quiz", "plotting", "widgets", "postruns"},
     4: {"cli", "bench", "train", "sample", "__init__"},
 }
 FLOOR = {name: floor for floor, names in FLOORS.items() for name in names}

@@ -164,7 +164,7 @@ def test_a_grpo_step_raises_the_reward_it_is_given():
 
 def test_fine_tuning_runs_on_the_trainer_and_its_checkpoint_samples(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
-    from lib.course import fine_tune_or_load
+    from lib.postruns import fine_tune_or_load
 
     text = PLAY * 30 + make_text(2000)
     tok = CharTokenizer.from_text(text + "$")
@@ -196,3 +196,20 @@ def test_fine_tuning_runs_on_the_trainer_and_its_checkpoint_samples(tmp_path, mo
               "6", "--seed", "0", "--device", "cpu")
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("What news?$") and len(res.stdout) > len("What news?$")
+
+
+def test_a_reward_run_is_cached_and_starts_from_its_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    from lib.postruns import reward_run_or_load
+
+    torch.manual_seed(0)
+    start = GPT(tiny_model_config(TOK.vocab_size))
+    prompts = torch.tensor([TOK.encode("KING$"), TOK.encode("LORD$")])
+    vocab = rw.corpus_vocabulary(PLAY)
+    kw = dict(steps=3, kl_weight=0.1, lr=1e-3, seed=0, new_tokens=8, length_weight=1.0)
+    a = reward_run_or_load(start, prompts, vocab, TOK, **kw)
+    b = reward_run_or_load(start, prompts, vocab, TOK, **kw)  # from the cache
+    assert [r["step"] for r in a.history] == [1, 2, 3] and a.history == b.history
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+    assert not torch.equal(a.model.lm_head.weight, start.lm_head.weight)  # start is untouched,
+    assert len(list((tmp_path / "cache" / "runs").glob("rw-*/ckpt.pt"))) == 1  # a copy trained
