@@ -146,3 +146,30 @@ def train_on_reward(policy, reference, prompts: torch.Tensor, reward_fn, decode,
                           generator=rng, **step_kw)
         history.append({"step": step, **{k: v for k, v in stats.items() if k != "texts"}})
     return history
+
+
+@torch.no_grad()
+def evaluate_replies(policy, reference, prompts: torch.Tensor, vocabulary: set[str], decode, *,
+                     new_tokens: int, end: int, samples: int = 2, seed: int = 0,
+                     temperature: float = 1.0) -> dict:
+    """What a policy writes after `prompts` (P, T0), `samples` replies each, seeded: the mean
+    reward (`word_reward`, no length term), the KL to `reference` per reply token (the mean of
+    log p - log q over the sampled tokens, an estimate of KL(policy || reference)), the
+    share of distinct words among all the replies' words, their mean length in characters, and
+    the replies."""
+    T0 = prompts.size(1)
+    seqs = generate(policy, prompts.repeat(samples, 1), new_tokens, temperature=temperature,
+                    generator=torch.Generator().manual_seed(seed))
+    keep = completion_mask(seqs[:, T0:], end).float()
+    x, y = seqs[:, :-1], seqs[:, 1:]
+    was = (policy.training, reference.training)
+    policy.eval(), reference.eval()
+    logp = F.log_softmax(policy(x).float(), -1).gather(-1, y[..., None]).squeeze(-1)[:, T0 - 1:]
+    ref = F.log_softmax(reference(x).float(), -1).gather(-1, y[..., None]).squeeze(-1)[:, T0 - 1:]
+    policy.train(was[0]), reference.train(was[1])
+    texts = [reply(decode(row)) for row in seqs[:, T0:].tolist()]
+    found = [w for t in texts for w in words(t)]
+    return {"reward": sum(word_reward(t, vocabulary) for t in texts) / len(texts),
+            "kl": (((logp - ref) * keep).sum() / keep.sum()).item(),
+            "distinct": len(set(found)) / len(found) if found else 0.0,
+            "length": sum(map(len, texts)) / len(texts), "texts": texts}
