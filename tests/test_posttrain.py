@@ -213,3 +213,15 @@ def test_a_reward_run_is_cached_and_starts_from_its_model(tmp_path, monkeypatch)
     assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
     assert not torch.equal(a.model.lm_head.weight, start.lm_head.weight)  # start is untouched,
     assert len(list((tmp_path / "cache" / "runs").glob("rw-*/ckpt.pt"))) == 1  # a copy trained
+
+
+def test_evaluate_replies_against_itself_has_zero_kl_and_scores_its_texts():
+    torch.manual_seed(0)
+    model = GPT(tiny_model_config(TOK.vocab_size))
+    prompts = torch.tensor([TOK.encode("KING$"), TOK.encode("LORD$")])
+    vocab = rw.corpus_vocabulary(PLAY)
+    out = rw.evaluate_replies(model, model, prompts, vocab, TOK.decode, new_tokens=8,
+                              end=TOK.encode("\n")[0], samples=3)
+    assert out["kl"] == 0.0 and len(out["texts"]) == 6
+    assert out["reward"] == pytest.approx(sum(rw.word_reward(t, vocab) for t in out["texts"]) / 6)
+    assert out["length"] == sum(map(len, out["texts"])) / 6 and all("\n" not in t for t in out["texts"])
