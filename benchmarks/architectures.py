@@ -1,5 +1,5 @@
 """What each change since GPT-2 buys at the course's scale, and what the KV cache saves.
-(Lesson 13 reads the results.)
+(Lesson 16 reads the results.)
 
     python benchmarks/architectures.py                       # 7 architectures x 3 seeds x 20 s
     python benchmarks/architectures.py --seconds 10 --seeds 0 --skip-cache

@@ -13,8 +13,8 @@ FLOORS = {
     1: {"model", "model_config", "blocks", "data", "prepare", "tokenfiles", "tokenizer", "device",
         "schedules", "sampling", "baselines", "stats"},
     2: {"config", "optim", "evaluation", "checkpoint", "trainer", "landscape", "pretrained",
-        "timing", "limits"},
-    3: {"course", "book", "quiz", "plotting", "widgets", "budget", "records"},
+        "timing", "limits", "posttrain", "rewards"},
+    3: {"course", "book", "quiz", "plotting", "widgets", "budget", "records", "postruns"},
     4: {"cli", "bench", "train", "sample", "terminal", "__init__"},
 }
 FLOOR = {name: floor for floor, names in FLOORS.items() for name in names}
