@@ -157,7 +157,7 @@ def evaluate_replies(policy, reference, prompts: torch.Tensor, vocabulary: set[s
     log p - log q over the sampled tokens, an estimate of KL(policy || reference)), the
     share of distinct words among all the replies' words, their mean length in characters, and
     the replies."""
-    T0 = prompts.size(1)
+    T0, prompts = prompts.size(1), prompts.to(next(policy.parameters()).device)
     seqs = generate(policy, prompts.repeat(samples, 1), new_tokens, temperature=temperature,
                     generator=torch.Generator().manual_seed(seed))
     keep = completion_mask(seqs[:, T0:], end).float()
