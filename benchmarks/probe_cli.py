@@ -219,7 +219,8 @@ def gpt2_folder(where: Path) -> Path:
     where.mkdir()
     bpe.save_model(str(where))
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=300, n_positions=32, n_embd=32, n_layer=2, n_head=2)
+    config = transformers.GPT2Config(vocab_size=300, n_positions=32, n_embd=32, n_layer=2, n_head=2,
+                                     bos_token_id=0, eos_token_id=0)  # <|endoftext|>
     transformers.GPT2LMHeadModel(config).save_pretrained(where)
     return where
 
