@@ -1,7 +1,7 @@
 """Hostile and absurd inputs against the command lines, as a learner (or a damaged file) would
 give them; each probe's ending is classified and printed as a table.
 
-    python benchmarks/probe_cli.py            # about 5 minutes on 2 cores
+    python benchmarks/probe_cli.py            # about 3 minutes on 2 cores
 
 Endings: "clear error" (exit 2, or 1 where the output failed, one line naming the problem, no
 traceback), "ok" (did what was asked), "stopped" (a signal: exit 130/143, the step saved),
