@@ -51,6 +51,7 @@ class TrainConfig:
     seed: int = 1337  # seeds the initial weights, the batches and dropout
     max_time: float = 0.0  # stop after this many seconds (0 = no limit); the LR schedule then ends by then
     checkpoint_interval: int = 0  # save a checkpoint every this many steps (0 = only at the end)
+    checkpoint_minutes: float = 5.0  # also save every this many minutes of training (0 = off)
     out_dir: str = ""  # folder for the checkpoint (empty = do not save)
     progress: bool = True  # show a progress bar (turn off for quiet, non-interactive runs)
 
@@ -66,6 +67,7 @@ class TrainConfig:
         checks.integer(name("eval_batches"), self.eval_batches, 1, MAX_EVAL_BATCHES,
                        hint=" (they are built once and kept)")
         checks.integer(name("seed"), self.seed, 0, MAX_SEED)
+        checks.number(name("checkpoint_minutes"), self.checkpoint_minutes, 0)
         for field in ("lr", "muon_lr"):
             checks.number(name(field), getattr(self, field), 0, low_open=True)
         for field in ("beta1", "beta2", "momentum"):

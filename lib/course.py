@@ -131,7 +131,8 @@ def tensor_digest(t: torch.Tensor) -> str:
 def run_key(model_config: GPTConfig, config: TrainConfig, corpus) -> str:
     """The cache key of a run: a short hash of everything that decides what training computes
     (module doc)."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("progress", "out_dir")}
+    settings = {k: v for k, v in config.to_dict().items()
+                if k not in ("progress", "out_dir", "checkpoint_minutes")}  # saving computes nothing
     tokenizer = corpus.tokenizer.to_dict() if corpus.tokenizer is not None else None
     parts = (model_config.to_dict(), settings, tensor_digest(corpus.train),
              tensor_digest(corpus.val), tokenizer, pick_device(config.device).type,

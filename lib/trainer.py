@@ -241,6 +241,7 @@ class Trainer:
             callback(self)
         self.model.train()
         bar, meter = self._progress_bar(), _Meter(self.model.flops_per_token(), self._peak())
+        saved = self.elapsed
         try:
             while self.step < c.max_steps:
                 t0 = time.perf_counter()
@@ -259,8 +260,10 @@ class Trainer:
                         self.elapsed += time.perf_counter() - t0  # evaluations count against time
                     if callback is not None and callback_interval and self.step % callback_interval == 0:
                         callback(self)
-                    if c.out_dir and c.checkpoint_interval and self.step % c.checkpoint_interval == 0:
+                    if c.out_dir and ((c.checkpoint_interval and self.step % c.checkpoint_interval == 0)
+                                      or (c.checkpoint_minutes and self.elapsed - saved >= 60 * c.checkpoint_minutes)):
                         self.save(self.checkpoint_path)
+                        saved = self.elapsed  # SIGKILL or the OOM killer now loses less than that
                 if finished or stopping:
                     break
         finally:
@@ -428,9 +431,7 @@ def steps_in_time(model_config: GPTConfig, config: TrainConfig, train_data, val_
     the run will have one); the run itself is untouched."""
     checks.number("seconds", seconds, 0, low_open=True)
     probe = Trainer(model_config, dataclasses.replace(config, max_steps=10**9, warmup_steps=0,
-                                                      max_time=0.0, progress=False, out_dir="",
-                                                      checkpoint_interval=0),
-                    train_data, val_data, optimizer=optimizer)
+                    max_time=0.0, progress=False, out_dir=""), train_data, val_data, optimizer=optimizer)
     for _ in range(3):
         probe.train_step()
     sync(probe.device)

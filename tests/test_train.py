@@ -379,3 +379,32 @@ def test_a_float16_overflow_skips_the_step_and_lowers_the_scale(small_corpus):
     trainer.train_step()
     assert trainer.scaler.get_scale() < 2.0**120  # lowered ...
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))  # ... step skipped
+
+
+def test_a_long_run_saves_every_few_minutes_of_training(tmp_path, monkeypatch):
+    """checkpoint_minutes (5 by default): a run saves when that much training time has passed
+    since its last save, so SIGKILL or the out-of-memory killer loses at most that much."""
+    import dataclasses as dc
+
+    from lib.data import CharTokenizer
+    from lib.model import GPTConfig
+    from lib.trainer import TrainConfig, Trainer
+
+    tok = CharTokenizer.from_text("abcdefgh")
+    ids = torch.tensor(tok.encode("abcdefgh" * 50))
+    config = TrainConfig(max_steps=6, batch_size=2, warmup_steps=0, eval_interval=100,
+                         eval_batches=1, out_dir=str(tmp_path), progress=False, device="cpu")
+    assert config.checkpoint_minutes == 5.0
+    model = GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    trainer = Trainer(model, dc.replace(config, checkpoint_minutes=0.5), ids, ids, tok)
+    saves = []
+    monkeypatch.setattr(trainer, "save", lambda path: saves.append(trainer.step))
+    inner = trainer.train_step
+
+    def slow_step():  # each step "takes" 20 s of training time
+        out = inner()
+        trainer.elapsed += 20.0
+        return out
+    monkeypatch.setattr(trainer, "train_step", slow_step)
+    trainer.run()
+    assert saves == [2, 4, 6, 6]  # every 30 s of training (steps 2, 4, 6), then the final save
