@@ -6,9 +6,12 @@
 
 Training: the CPU preset (lib.course) with GPT-2's architecture, each switch of GPTConfig alone
 (rotary positions, RMSNorm, SwiGLU, QK-norm, no biases) and all of them together ("modern"),
-each trained for the same time budget (TrainConfig.max_time, its max_steps from
-lib.trainer.steps_in_time, timed once per architecture) and seed. The seeds run in the outer
-loop, so that a machine that slows down for a while slows every architecture alike. Recorded
+each trained for the same time budget (TrainConfig.max_time) and seed. Every run has the same
+max_steps, twice the most that lib.trainer.steps_in_time finds for any of them, so the time
+always ends a run first and the learning-rate schedule (which follows the time under a budget:
+Trainer.schedule_position) is the same function of time for every architecture: a faster one
+takes more steps along it. The seeds run in the outer loop, so that a machine that slows down
+for a while slows every architecture alike. Recorded
 per run: the loss on the whole validation split (lib.evaluation.split_loss), the steps it took,
 tokens per second of training, and the parameter count (within 1% of GPT-2's for every
 architecture: RoPE drops the position table, SwiGLU is 8d/3 wide).
@@ -68,8 +71,11 @@ def train_one(variant: str, seed: int, seconds: float, max_steps: int, corpus) -
     trainer = Trainer(model_config, config, corpus.train, corpus.val)
     trainer.run()
     loss = split_loss(trainer.model, corpus.val)
+    if trainer.step >= max_steps:
+        raise RuntimeError(f"{variant} seed {seed} ran out of steps ({max_steps}) before its "
+                           f"{seconds} s: raise the margin")
     return {"variant": variant, "seed": seed, "params": trainer.model.num_parameters(),
-            "steps": trainer.step, "seconds": round(trainer.elapsed, 2),
+            "max_steps": max_steps, "steps": trainer.step, "seconds": round(trainer.elapsed, 2),
             "tokens_per_s": round(trainer.step * trainer.tokens_per_step / trainer.elapsed),
             "val_loss_full_split": round(loss, 4)}
 
@@ -153,14 +159,13 @@ def main() -> None:
         return
     corpus = load_char_corpus()
     model_config, config = PRESETS[PRESET]
-    steps = {}
-    for v in args.variants:  # how many steps fit the budget, timed once per architecture
-        mc = dataclasses.replace(model_config, **VARIANTS[v])
-        steps[v] = steps_in_time(mc, dataclasses.replace(config, device="cpu"), corpus.train,
-                                 corpus.val, args.seconds)
+    max_steps = 2 * max(  # one for all: the time ends every run, on one schedule
+        steps_in_time(dataclasses.replace(model_config, **VARIANTS[v]),
+                      dataclasses.replace(config, device="cpu"), corpus.train, corpus.val,
+                      args.seconds) for v in args.variants)
     for seed in args.seeds:
         for v in args.variants:
-            run = train_one(v, seed, args.seconds, steps[v], corpus)
+            run = train_one(v, seed, args.seconds, max_steps, corpus)
             print(json.dumps(run), flush=True)
             results["runs"] = [r for r in results["runs"]
                                if (r["variant"], r["seed"]) != (v, seed)] + [run]
