@@ -137,7 +137,7 @@ def speed_run(rounds: int, steps: int) -> dict:
     torch.manual_seed(0)
     corpus = data.load_char_corpus()
     _, model_config, config = course_config("cpu")
-    config = dataclasses.replace(config, max_steps=10**6, out_dir=None, progress=False,
+    config = dataclasses.replace(config, max_steps=10**6, out_dir="", progress=False,
                                  eval_interval=10**6)
     splits = {"memory_map": (corpus.train, corpus.val),
               "in_memory": (corpus.train.long().clone(), corpus.val.long().clone())}
@@ -167,7 +167,17 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--round-steps", type=int, default=20)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "own-text.json"))
+    p.add_argument("--speed-only", action="store_true",
+                   help="measure the speed again, into the file --out names (on a quiet machine)")
     args = p.parse_args(argv)
+    if args.speed_only:
+        result = json.loads(Path(args.out).read_text())
+        result["speed"] = speed_run(args.rounds, args.round_steps)
+        result["goals"]["memory_map_speed_at_least_0.97"] = (
+            result["speed"]["memory_map_over_in_memory"] >= 0.97)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        print("speed:", result["speed"]["memory_map_over_in_memory"])
+        return
     result = {"machine": machine_identity(), "date": time.strftime("%Y-%m-%d"),
               "command": "python benchmarks/own_text.py " + " ".join(argv or sys.argv[1:]),
               "corpus": f"Tiny Shakespeare repeated to {args.mb} MB"}

@@ -299,8 +299,9 @@ def _corpus(args: dict):
             raise ValueError(f"--data {args['data']} is prepared already (with --tokenizer "
                              f"{meta['tokenizer']}): leave out --tokenizer and --glob, or point "
                              "--data at the text itself")
-    if args["data"] is not None and not data.is_prepared(args["data"]):
-        print(f"Preparing {args['data']} (once; kept in the course's cache) ...", flush=True)
+    if Path(args["data"]).exists() and not data.is_prepared(args["data"]):
+        print(f"Preparing {printable(args['data'])} (once; kept in the course's cache) ...",
+              file=sys.stderr, flush=True)
     return load_corpus(args["data"], tokenizer_spec=args["tokenizer"] or "char",
                        glob=args["glob"], progress=sys.stderr.isatty())
 

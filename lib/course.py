@@ -103,7 +103,7 @@ def course_config(device="auto") -> tuple[str, GPTConfig, TrainConfig]:
 
 # The modules whose source changes what a run computes (its weights, its history, its samples).
 COMPUTE_MODULES = ("model", "model_config", "blocks", "trainer", "optim", "evaluation",
-                   "schedules", "data", "sampling", "device")
+                   "schedules", "data", "sampling", "device", "tokenizer", "prepare", "tokenfiles")
 
 
 def source_fingerprint(modules=COMPUTE_MODULES, root: Path | None = None) -> str:

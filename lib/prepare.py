@@ -294,7 +294,17 @@ def _encoder(tok, dtype):
             return table[np.minimum(codes, len(table) - 1)]
         return encode
     eot = tok.eot_id
-    return lambda text: [eot] if text is None else tok.encode(text)
+
+    def encode_bpe(text):  # in parts that end at a newline, encoded in parallel by the library
+        if text is None:
+            return [eot]
+        parts, start = [], 0
+        while start < len(text):
+            end = text.find("\n", start + 65536) + 1 or len(text)
+            parts.append(text[start:end])
+            start = end
+        return [i for ids in tok.encode_batch(parts) for i in ids]
+    return encode_bpe
 
 
 def prepare(data: str | os.PathLike, tokenizer: str = "char", out: str | os.PathLike | None = None,

@@ -80,7 +80,8 @@ def test_every_module_that_changes_training_is_in_the_fingerprint(tmp_path):
 
 def test_the_fingerprint_covers_every_lib_module_that_training_imports():
     """What `Trainer` and the sample recorder import from lib (and what those import, on down)
-    is in COMPUTE_MODULES, but for checkpoint files, which store a run and compute nothing, and
+    is in COMPUTE_MODULES, but for checkpoint files, which store a run and compute nothing, the
+    cache folder's name (paths), and
     TrainConfig's module, whose every field is in the run's key already (a new default changes
     the key through the config)."""
     import ast
@@ -95,7 +96,7 @@ def test_the_fingerprint_covers_every_lib_module_that_training_imports():
         tree = ast.parse((root / f"{name}.py").read_text())
         todo += [node.module for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module]
-    assert seen - {"checkpoint", "config"} <= set(course.COMPUTE_MODULES), seen - set(course.COMPUTE_MODULES)
+    assert seen - {"checkpoint", "config", "paths"} <= set(course.COMPUTE_MODULES), seen - set(course.COMPUTE_MODULES)
 
 
 def test_course_preset_follows_the_device_and_the_environment(monkeypatch):

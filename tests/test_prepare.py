@@ -199,26 +199,59 @@ def test_the_command_line_prepares_and_refuses_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "no such file" in err
 
 
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether the process holds `path` open (Linux's /proc/PID/fd)."""
+    try:
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="watches Linux's /proc/PID/fd")
 def test_an_interrupted_prepare_leaves_nothing_behind(tmp_path):
-    """A real process, interrupted (SIGINT) while it writes a corpus large enough to take a
-    while: it exits 130 in one line, and neither the folder nor a partial one is left."""
+    """A real process, interrupted (SIGINT) while it reads a 100 MB corpus: it exits 130 in one
+    line, and nothing is left, neither the folder nor a partial one."""
     src = tmp_path / "big.txt"
     with open(src, "w") as f:
-        for _ in range(60):
-            f.write(TEXT * 200)  # about 40 MB
+        for _ in range(30):
+            f.write(TEXT * 1000)  # about 100 MB
     out = tmp_path / "p"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "lib.prepare", "--data", str(src),
-                             "--out", str(out), "--tokenizer", "bpe:300"], env=env,
+                             "--out", str(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while time.time() < deadline and not any(tmp_path.glob(".p.partial-*")):
-        time.sleep(0.05)  # the partial folder appears once the tokenizer is trained
+    while time.time() < deadline and not _has_open(proc.pid, src):
+        time.sleep(0.01)  # until it reads the corpus (after its imports)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Interrupted" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
+
+
+def test_a_prepare_interrupted_while_writing_removes_its_partial_folder(tmp_path, monkeypatch):
+    """Ctrl-C while the token files are written: the partial folder goes, and a folder that was
+    there before is left as it was."""
+    import lib.prepare as prep
+
+    calls = []
+
+    def write(self, ids):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, ids)
+
+    original = prep._Writer.write
+    monkeypatch.setattr(prep._Writer, "write", write)
+    src = write_text = tmp_path / "a.txt"
+    write_text.write_text(TEXT * 2000)
+    (tmp_path / "p").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        prepare(src, "char", tmp_path / "p", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "p"]
+    assert list((tmp_path / "p").iterdir()) == []
 
 
 def test_lib_train_takes_a_prepared_folder_and_a_text_folder(tmp_path):

@@ -448,14 +448,6 @@ def test_encoding_a_large_corpus_takes_little_more_memory_than_its_ids():
     assert float(res.stdout) < 12, f"{float(res.stdout):.1f} bytes per character"
 
 
-def test_a_corpus_too_large_for_memory_is_refused_before_encoding(tmp_path, monkeypatch):
-    path = tmp_path / "corpus.txt"
-    path.write_text(make_text(2000))
-    monkeypatch.setattr(lib.data, "memory_budget_bytes", lambda device: 100_000)
-    with pytest.raises(ValueError, match="need about .* more than half.*train on a part of the file"):
-        cli.load_corpus(str(path))
-
-
 def test_errors_never_send_terminal_escape_codes(tmp_path):
     path = tmp_path / "evil\x1b[31mred.txt"
     res = run("lib.train", "--data", str(path), *TINY)

@@ -2,8 +2,8 @@
 with the same model shape trained for the same wall-clock time, scored in bits per byte of the
 same validation text (lesson 13 reads the result).
 
-    python benchmarks/tokenizers.py                  # about 8 minutes on 2 cores
-    python benchmarks/tokenizers.py --seconds 5 --seeds 0 --out /tmp/t.json   # a quick look
+    python benchmarks/compare_tokenizers.py                  # about 8 minutes on 2 cores
+    python benchmarks/compare_tokenizers.py --seconds 5 --seeds 0 --out /tmp/t.json   # a quick look
 
 The corpus is the top-level modules of the Python standard library of the interpreter that runs
 this (`sysconfig`), a few MB of code that every machine has. Each tokenizer prepares it
@@ -45,8 +45,8 @@ def run(spec: str, seeds, seconds: float) -> dict:
     corpus = data.load_corpus(str(stdlib_source()), tokenizer_spec=spec, glob="*.py")
     _, model_config, config = course_config("cpu")
     model_config = dataclasses.replace(model_config, vocab_size=corpus.tokenizer.vocab_size)
-    config = dataclasses.replace(config, out_dir=None, progress=False, max_time=seconds,
-                                 eval_interval=10**6)
+    config = dataclasses.replace(config, out_dir="", progress=False, max_time=seconds,
+                                 eval_interval=10**6, eval_batches=2)  # the budget is for training
     steps = steps_in_time(model_config, config, corpus.train, corpus.val, seconds)
     config = dataclasses.replace(config, max_steps=steps,
                                  warmup_steps=min(config.warmup_steps, steps // 10))
@@ -55,7 +55,7 @@ def run(spec: str, seeds, seconds: float) -> dict:
         trainer = Trainer(model_config, dataclasses.replace(config, seed=seed), corpus.train,
                           corpus.val, corpus.tokenizer)
         trainer.run()
-        loss = split_loss(trainer.model, corpus.val)
+        loss = split_loss(trainer.model, corpus.val, batch_size=16)  # GPT-2's logits are large
         bpb = bits_per_byte(loss, corpus.val, corpus.tokenizer, model_config.block_size)
         rows.append({"seed": seed, "steps": trainer.step, "seconds": round(trainer.elapsed, 1),
                      "val_loss_per_token": round(loss, 4), "bits_per_byte": round(bpb, 4)})
