@@ -224,6 +224,7 @@ class GPT(nn.Module):
         if idx.dim() != 2:
             raise ValueError(f"GPT expects token ids of shape (B, T), got shape {tuple(idx.shape)}")
         B, T = idx.shape
+        idx = idx.long()  # a prepared corpus's splits are uint8/16/32 (lib.tokenfiles)
         start = 0 if cache is None else cache.length
         if start + T > self.config.block_size:
             raise ValueError(

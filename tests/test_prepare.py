@@ -292,3 +292,17 @@ def test_bits_per_byte_counts_the_bytes_of_the_predicted_tokens(tmp_path):
     assert n_bytes > len(targets)  # a BPE token holds several bytes
     assert bits_per_byte(2.0, bpe.val, bpe.tokenizer, 8) == pytest.approx(
         2.0 * len(targets) / n_bytes / math.log(2))
+
+
+def test_the_model_reads_a_prepared_split_as_it_is(tmp_path):
+    """A slice of a prepared split (uint8 here) goes into the model as it is, as long ids do."""
+    from lib.model import GPT, GPTConfig
+
+    got = load_prepared(prepare(write(tmp_path / "a.txt", TEXT), "char", tmp_path / "p",
+                                progress=False))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=got.tokenizer.vocab_size, block_size=16, n_layer=1,
+                          n_head=1, n_embd=8)).eval()
+    window = got.val[:16][None]
+    assert window.dtype == torch.uint8
+    assert torch.equal(model(window), model(window.long()))
