@@ -37,7 +37,8 @@ TOLERANCE = 0.02
 # Runs whose steps differ by more than this share did not train the same recipe.
 STEP_SHARE = 0.05
 # Fields of the train config that the device, a time budget or the seed change, not the preset.
-_NOT_THE_PRESET = ("device", "seed", "max_steps", "max_time", "progress", "out_dir")
+_NOT_THE_PRESET = ("device", "seed", "max_steps", "max_time", "progress", "out_dir",
+                   "checkpoint_minutes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,9 +78,11 @@ def _preset_changed(record: dict, presets: dict) -> bool:
     if record["preset"] not in presets:
         return False
     model_config, config = presets[record["preset"]]
+    then_train = type(config).from_dict(record["train"]).to_dict()  # later fields: defaults
     now = {k: v for k, v in config.to_dict().items() if k not in _NOT_THE_PRESET}
-    then = {k: v for k, v in record["train"].items() if k not in _NOT_THE_PRESET}
-    return model_config.to_dict() != record["model"] or now != then
+    then = {k: v for k, v in then_train.items() if k not in _NOT_THE_PRESET}
+    then_model = type(model_config).from_dict(record["model"])  # fields added later take defaults
+    return model_config != then_model or now != then
 
 
 def where_run_sits(val_loss: float, preset: str, device: str, steps: int, tokens_per_sec: float,

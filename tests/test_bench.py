@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from lib.model import GPTConfig
 import torch
 
 from helpers import load_script
@@ -106,7 +108,7 @@ def test_recorded_runs_are_of_the_variants_as_defined(name):
     per_run = {"max_steps", "seed", "max_time", "progress", "out_dir"}
     for r in results["runs"]:
         model_config, train_config = tune.configs(r["variant"])
-        assert r["model"] == model_config.to_dict(), r["variant"]
+        assert GPTConfig.from_dict(r["model"]) == model_config, r["variant"]  # new fields: defaults
         for key, value in train_config.to_dict().items():
             if key not in per_run:
                 assert r["train"].get(key, defaults[key]) == value, (r["variant"], r["seed"], key)
@@ -127,7 +129,7 @@ def test_the_cpu_preset_is_among_the_best_tuned_variants():
     loss = defaultdict(list)
     for r in results["runs"]:
         model_config, train_config = tune.configs(r["variant"])
-        assert r["model"] == model_config.to_dict()  # the file is of the variants as defined
+        assert GPTConfig.from_dict(r["model"]) == model_config  # the file is of the variants as defined
         loss[r["variant"]].append(r["val_loss_full_split"])
     ignore = {"max_steps", "max_time", "progress", "out_dir", "seed"}
     preset_model, preset_train = PRESETS["shakespeare-char-cpu"]
